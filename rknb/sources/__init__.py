@@ -1,0 +1,1 @@
+"""Where data comes from: Prometheus, clusters, manifests, bundles and the demo."""
