@@ -85,14 +85,22 @@ class Selector:
         return text
 
 
+_REGEX_META = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
+def regex_escape(text: str) -> str:
+    """Return text with RE2's metacharacters escaped (hyphens stay readable)."""
+    return _REGEX_META.sub(r"\\\1", text)
+
+
 def pod_pattern(workload: str) -> str:
     """Return the regex that matches the names of a Deployment's pods."""
-    return re.escape(workload) + r"-[a-z0-9]{5,10}-[a-z0-9]{5}"
+    return regex_escape(workload) + r"-[a-z0-9]{5,10}-[a-z0-9]{5}"
 
 
 def replicaset_pattern(workload: str) -> str:
     """Return the regex that matches the names of a Deployment's ReplicaSets."""
-    return re.escape(workload) + r"-[a-z0-9]{5,10}"
+    return regex_escape(workload) + r"-[a-z0-9]{5,10}"
 
 
 @dataclass(frozen=True)
