@@ -1,0 +1,666 @@
+"""Latency and SLO analysis: quantiles, error ratio, error budget, burn rate, deploys.
+
+Definitions follow the SRE Workbook's "Alerting on SLOs": the error budget
+is ``1 − target``, the burn rate over a window is the window's error ratio
+divided by the budget, and the budget consumed in a window is
+``burn rate × window / period``. Period compliance is request-weighted (from
+counter increases), as Pyrra computes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rknb.errors import ParameterError
+from rknb.promql import Semantics, histogram_quantiles
+
+__all__ = [
+    "REVISION_ANNOTATION",
+    "REVISION_HISTORY_ANNOTATION",
+    "WORKBOOK_PAGE_PAIRS",
+    "WORKBOOK_TICKET_PAIRS",
+    "BurnRatePair",
+    "Marker",
+    "Regression",
+    "SloReport",
+    "attribute",
+    "budget_exhaustion",
+    "burn_rate",
+    "deploy_markers",
+    "error_ratio",
+    "evaluate_availability_slo",
+    "find_error_regressions",
+    "find_regressions",
+    "latency_quantiles",
+    "multiwindow_alerts",
+]
+
+logger = logging.getLogger(__name__)
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
+CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+
+
+# --------------------------------------------------------------------------- quantiles
+
+
+def latency_quantiles(
+    bucket_rate: pd.DataFrame,
+    quantiles: Sequence[float] = (0.5, 0.95, 0.99),
+    *,
+    semantics: Semantics | None = None,
+) -> pd.DataFrame:
+    """Return latency quantiles over time: columns ``timestamp, quantile, value_s``.
+
+    Each quantile is PromQL's ``histogram_quantile`` (:mod:`rknb.promql`) of the
+    bucket rates at each timestamp, summed by ``le`` over any other label;
+    NaN where there was no traffic.
+
+    Parameters
+    ----------
+    bucket_rate
+        A ``request_duration_bucket_rate`` answer (columns ``timestamp, le, value``).
+    quantiles
+        Fractions in [0, 1].
+    semantics
+        Prometheus generation (2 or 3) whose rules apply; the default when omitted.
+    """
+    parts = []
+    for q in quantiles:
+        if not 0.0 <= q <= 1.0:
+            raise ParameterError("quantiles", f"{q!r} is not a fraction in [0, 1]")
+        frame = histogram_quantiles(bucket_rate, q, by=(), semantics=semantics)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "timestamp": frame["timestamp"].to_numpy(),
+                    "quantile": float(q),
+                    "value_s": frame["value"].to_numpy(dtype=float),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(
+            {
+                "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+                "quantile": pd.Series([], dtype=float),
+                "value_s": pd.Series([], dtype=float),
+            }
+        )
+    out = pd.concat(parts, ignore_index=True)
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    return out.sort_values(["quantile", "timestamp"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- error ratio
+
+
+def _rates(
+    request_rate: pd.DataFrame, error_statuses: Iterable[str]
+) -> tuple[pd.Series, pd.Series]:
+    """Return (total rate, error rate) per timestamp, summed over every other label."""
+    missing = {"timestamp", "status", "value"} - set(request_rate.columns)
+    if missing:
+        raise ParameterError(
+            "request_rate",
+            f"the frame lacks columns {sorted(missing)}; pass a request_rate answer",
+        )
+    bad = request_rate["status"].isin(list(error_statuses))
+    total = request_rate.groupby("timestamp")["value"].sum()
+    errors = (
+        request_rate[bad].groupby("timestamp")["value"].sum().reindex(total.index, fill_value=0)
+    )
+    return total, errors
+
+
+def error_ratio(
+    request_rate: pd.DataFrame, *, error_statuses: Sequence[str] = ("error",)
+) -> pd.Series:
+    """Return errors / all requests per timestamp (index ``timestamp``; NaN without traffic)."""
+    total, errors = _rates(request_rate, error_statuses)
+    ratio = (errors / total.where(total > 0)).rename("error_ratio")
+    return ratio
+
+
+# --------------------------------------------------------------------------- SLO report
+
+
+@dataclass(frozen=True)
+class SloReport:
+    """An availability SLO evaluated over a history no longer than its period.
+
+    Fractions are plain (0.999, not 99.9). "Of the budget" means of the error
+    budget of the whole period: 0.25 = a quarter of the period's allowance.
+    """
+
+    target: float
+    period_s: float
+    history_s: float
+    requests: float
+    errors: float
+    #: Good requests / all requests over the history (NaN without traffic).
+    attainment: float
+    #: The allowed bad fraction, 1 − target.
+    error_budget: float
+    #: Share of the period's budget the history used: burn rate × history / period.
+    budget_consumed: float
+    #: 1 − budget_consumed; negative once the SLO is missed.
+    budget_remaining: float
+    #: Whether the budget is not exhausted (for a full period: attainment ≥ target).
+    met: bool
+    #: Mean burn rate over the history: error ratio / error budget.
+    burn_rate: float
+
+
+def evaluate_availability_slo(
+    request_increase_total: float,
+    errors: float,
+    *,
+    target: float,
+    period_s: float,
+    history_s: float,
+) -> SloReport:
+    """Return attainment, error budget and burn rate of an availability SLO.
+
+    Parameters
+    ----------
+    request_increase_total
+        Requests counted over the history (all statuses), from ``request_increase``.
+    errors
+        The bad ones among them.
+    target
+        The SLO target as a fraction (0.999).
+    period_s
+        The SLO period (30 days = 2592000).
+    history_s
+        How much of it the counts cover; at most ``period_s``.
+    """
+    if not 0 < target < 1:
+        raise ParameterError("target", f"must be a fraction in (0, 1) such as 0.999, got {target}")
+    if period_s <= 0 or not 0 < history_s <= period_s:
+        raise ParameterError(
+            "history_s",
+            f"{history_s} s must be positive and at most the period ({period_s} s); "
+            "query the increase over one period or less",
+        )
+    if request_increase_total < 0 or not 0 <= errors <= request_increase_total:
+        raise ParameterError(
+            "errors",
+            f"{errors} errors out of {request_increase_total} requests is impossible; "
+            "pass counts from one increase query",
+        )
+    budget = 1.0 - target
+    if request_increase_total == 0:
+        ratio, attainment = 0.0, math.nan
+    else:
+        ratio = errors / request_increase_total
+        attainment = 1.0 - ratio
+    burn = ratio / budget
+    consumed = burn * history_s / period_s
+    return SloReport(
+        target=target,
+        period_s=period_s,
+        history_s=history_s,
+        requests=float(request_increase_total),
+        errors=float(errors),
+        attainment=attainment,
+        error_budget=budget,
+        budget_consumed=consumed,
+        budget_remaining=1.0 - consumed,
+        # 1 − 0.999 is not exactly 0.001: allow float noise at the boundary.
+        met=consumed <= 1.0 + 1e-9,
+        burn_rate=burn,
+    )
+
+
+def budget_exhaustion(
+    budget_remaining: float, burn_rate: float, *, period_s: float, now: datetime
+) -> datetime | None:
+    """Return when the error budget runs out at a constant burn rate, or None if never.
+
+    At burn rate b the budget of a period P lasts P / b, so a remaining share R
+    lasts R × P / b. An exhausted budget (R ≤ 0) returns ``now``; a burn rate
+    of 0 (or NaN) returns None.
+    """
+    if budget_remaining <= 0:
+        return now
+    if not burn_rate > 0:
+        return None
+    return now + timedelta(seconds=budget_remaining * period_s / burn_rate)
+
+
+# --------------------------------------------------------------------------- burn rate
+
+
+def burn_rate(
+    request_rate: pd.DataFrame,
+    *,
+    target: float,
+    window_s: float,
+    step_s: float,
+    error_statuses: Sequence[str] = ("error",),
+) -> pd.Series:
+    """Return the burn rate over a trailing window at each timestamp.
+
+    The window's error ratio is approximated from the per-step rates: the sum of
+    the error rates of the samples in ``(t − window_s, t]`` over the sum of the
+    total rates, which weighs each step by its traffic as
+    ``increase(errors[w]) / increase(total[w])`` does. Each per-step rate
+    itself covers the catalog's rate window (5 m), so the effective window is
+    that much longer than ``window_s``, and a missing sample simply drops out.
+    NaN until a full window of samples exists and where the window has no
+    traffic.
+
+    Parameters
+    ----------
+    request_rate
+        A ``request_rate`` answer (``timestamp, status, value``).
+    target
+        The SLO target as a fraction (0.999).
+    window_s
+        The trailing window, at least one step.
+    step_s
+        The sample spacing of ``request_rate``.
+    error_statuses
+        Values of the ``status`` label that count as bad.
+    """
+    if not 0 < target < 1:
+        raise ParameterError("target", f"must be a fraction in (0, 1) such as 0.999, got {target}")
+    if step_s <= 0 or window_s < step_s:
+        raise ParameterError("window_s", f"{window_s} s must be at least one step ({step_s} s)")
+    total, errors = _rates(request_rate, error_statuses)
+    window = pd.Timedelta(seconds=window_s)
+    total_sum = total.rolling(window).sum()
+    error_sum = errors.rolling(window).sum()
+
+    # Only windows whose first sample is a full window behind count.
+    if total.empty:
+        return pd.Series([], index=total.index, dtype=float, name="burn_rate")
+    full = total.index >= total.index[0] + pd.Timedelta(seconds=window_s - step_s)
+    ratio = error_sum / total_sum.where(total_sum > 0)
+    out = (ratio / (1.0 - target)).where(full)
+    return out.rename("burn_rate")
+
+
+@dataclass(frozen=True)
+class BurnRatePair:
+    """One multiwindow alert: both windows must burn faster than ``factor``."""
+
+    long_window_s: float
+    short_window_s: float
+    factor: float
+    severity: str = "page"
+
+
+#: The SRE Workbook's paging pairs for a 30-day period: 1 h/5 m at 14.4, 6 h/30 m at 6.
+WORKBOOK_PAGE_PAIRS = (
+    BurnRatePair(3600, 300, 14.4, "page"),
+    BurnRatePair(21600, 1800, 6.0, "page"),
+)
+#: The workbook's ticket pair: 3 d/6 h at 1.
+WORKBOOK_TICKET_PAIRS = (BurnRatePair(259200, 21600, 1.0, "ticket"),)
+
+
+def multiwindow_alerts(
+    request_rate: pd.DataFrame,
+    *,
+    target: float,
+    step_s: float,
+    pairs: Sequence[BurnRatePair] = WORKBOOK_PAGE_PAIRS,
+    error_statuses: Sequence[str] = ("error",),
+) -> pd.DataFrame:
+    """Return the intervals during which each multiwindow burn-rate alert would fire.
+
+    A pair fires at a sample when the burn rate over its long window **and**
+    over its short window are both above its factor (strictly, as
+    ``error_ratio > factor × budget``). Columns: ``severity, long_window_s,
+    short_window_s, factor, start, end, peak_burn_rate``, where ``start`` is
+    the first sample that fires, ``end`` the last one, and
+    ``peak_burn_rate`` the highest long-window burn rate inside. The alerts of
+    a severity are the union (OR) of its pairs' intervals.
+
+    Parameters
+    ----------
+    request_rate
+        A ``request_rate`` answer (``timestamp, status, value``).
+    target
+        The SLO target as a fraction (0.999).
+    step_s
+        The sample spacing of ``request_rate``.
+    pairs
+        The window pairs and factors (default: the workbook's page pairs).
+    error_statuses
+        Values of the ``status`` label that count as bad.
+    """
+    rows: list[dict[str, Any]] = []
+    for pair in pairs:
+        common: dict[str, Any] = {
+            "target": target,
+            "step_s": step_s,
+            "error_statuses": error_statuses,
+        }
+        long = burn_rate(request_rate, window_s=pair.long_window_s, **common)
+        short = burn_rate(request_rate, window_s=pair.short_window_s, **common)
+        firing = ((long > pair.factor) & (short > pair.factor)).to_numpy()
+        for first, last in _runs(firing):
+            rows.append(
+                {
+                    "severity": pair.severity,
+                    "long_window_s": float(pair.long_window_s),
+                    "short_window_s": float(pair.short_window_s),
+                    "factor": float(pair.factor),
+                    "start": long.index[first],
+                    "end": long.index[last],
+                    "peak_burn_rate": float(long.iloc[first : last + 1].max()),
+                }
+            )
+    columns = [
+        "severity",
+        "long_window_s",
+        "short_window_s",
+        "factor",
+        "start",
+        "end",
+        "peak_burn_rate",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Return (first, last) positions of each run of True."""
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(int)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+@dataclass(frozen=True)
+class Regression:
+    """An interval where a series stayed above ``factor`` × its baseline."""
+
+    #: First sample above the threshold.
+    start: pd.Timestamp
+    #: First sample back at or under it (or one step past the last sample).
+    end: pd.Timestamp
+    peak_value: float
+    peak_time: pd.Timestamp
+    #: The rolling median just before ``start``, held for the whole interval.
+    baseline_value: float
+    threshold: float
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from start to end."""
+        return (self.end - self.start).total_seconds()
+
+
+def find_regressions(
+    p95: pd.Series, *, baseline_window_s: float, min_duration_s: float, factor: float
+) -> list[Regression]:
+    """Return the intervals where a latency quantile rose above factor × its baseline.
+
+    The baseline at each sample is the median of the samples in the
+    preceding ``baseline_window_s`` (the sample itself excluded), defined
+    only once a full window lies behind it. When a sample rises above
+    ``factor × baseline`` an interval starts, and the threshold is frozen at
+    that sample's baseline until a sample falls back to or under it, so that
+    a long regression does not raise its own baseline. Intervals shorter than
+    ``min_duration_s`` are dropped. NaN samples end an interval.
+
+    Parameters
+    ----------
+    p95
+        A quantile series in seconds (for example p95) indexed by UTC timestamps.
+    baseline_window_s
+        Length of the preceding window whose median is the baseline.
+    min_duration_s
+        Shortest interval reported (end − start).
+    factor
+        How many times the baseline counts as a regression (1.5 = 50 % slower).
+    """
+    return _find_above(p95, baseline_window_s, min_duration_s, factor, floor=0.0)
+
+
+def find_error_regressions(
+    ratio: pd.Series,
+    *,
+    baseline_window_s: float,
+    min_duration_s: float,
+    factor: float = 2.0,
+    min_error_ratio: float = 0.01,
+) -> list[Regression]:
+    """Return the intervals where the error ratio rose above its baseline, like latency.
+
+    The threshold is ``max(factor × baseline, min_error_ratio)``: an error
+    ratio's baseline is often 0, and any single error would otherwise count.
+
+    Parameters
+    ----------
+    ratio
+        An :func:`error_ratio` series.
+    baseline_window_s
+        Length of the preceding window whose median is the baseline.
+    min_duration_s
+        Shortest interval reported (end − start).
+    factor
+        How many times the baseline counts as a regression.
+    min_error_ratio
+        The lowest threshold, as a fraction of requests (0.01 = 1 %).
+    """
+    return _find_above(ratio, baseline_window_s, min_duration_s, factor, floor=min_error_ratio)
+
+
+def _find_above(
+    series: pd.Series,
+    baseline_window_s: float,
+    min_duration_s: float,
+    factor: float,
+    *,
+    floor: float,
+) -> list[Regression]:
+    if baseline_window_s <= 0:
+        raise ParameterError("baseline_window_s", f"must be positive, got {baseline_window_s}")
+    if factor <= 0:
+        raise ParameterError("factor", f"must be positive, got {factor}")
+    data = series.sort_index()
+    if data.empty:
+        return []
+    window = pd.Timedelta(seconds=baseline_window_s)
+    baseline = data.rolling(window, closed="left").median()
+    baseline = baseline.where(data.index >= data.index[0] + window)
+
+    times = pd.DatetimeIndex(data.index)
+    values = data.to_numpy(dtype=float)
+    base = baseline.to_numpy(dtype=float)
+    # Not asi8: its unit follows the index's resolution under pandas 3.
+    spacing_s = np.diff(np.asarray((times - times[0]) / pd.Timedelta(seconds=1), dtype=float))
+    step = pd.Timedelta(seconds=float(np.median(spacing_s))) if len(spacing_s) else pd.Timedelta(0)
+
+    found: list[Regression] = []
+    i = 0
+    while i < len(values):
+        threshold = max(factor * base[i], floor)
+        if math.isnan(base[i]) or not values[i] > threshold:
+            i += 1
+            continue
+        j = i
+        while j < len(values) and values[j] > threshold:
+            j += 1
+        end = times[j] if j < len(values) else times[-1] + step
+        peak_at = i + int(np.argmax(values[i:j]))
+        candidate = Regression(
+            start=times[i],
+            end=end,
+            peak_value=float(values[peak_at]),
+            peak_time=times[peak_at],
+            baseline_value=float(base[i]),
+            threshold=float(threshold),
+        )
+        if candidate.duration_s >= min_duration_s:
+            found.append(candidate)
+        i = j
+    return found
+
+
+# --------------------------------------------------------------------------- deploys
+
+
+_MARKER_COLUMNS = ["first_ready", "revision", "replicaset", "images", "change_cause", "created"]
+
+
+def deploy_markers(replicasets: Sequence[Mapping[str, Any]], ready: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per ReplicaSet revision that became ready inside the range.
+
+    Columns: ``first_ready`` (the first sample with ready replicas > 0 after
+    0 or no sample, from ``replicaset_ready_replicas``), ``revision`` (int),
+    ``replicaset``, ``images`` (tuple of the template's container images),
+    ``change_cause`` (``kubernetes.io/change-cause`` or ""), ``created``
+    (``creationTimestamp``). A ReplicaSet ready from the first sample of the
+    range has no marker for that period. Sorted by ``first_ready``.
+
+    A ReplicaSet brought back by ``kubectl rollout undo`` has a new revision
+    number and the old ones in ``deployment.kubernetes.io/revision-history``;
+    each of its ready periods gets the revision it had then, the latest period
+    the current one and earlier periods the history's numbers, newest first.
+
+    Parameters
+    ----------
+    replicasets
+        ReplicaSet objects of the Deployment, as API-JSON dicts.
+    ready
+        A ``replicaset_ready_replicas`` answer (``timestamp, [namespace], replicaset, value``).
+    """
+    if ready.empty:
+        return _empty_markers()
+    range_start = ready["timestamp"].min()
+    # The same template in two namespaces gives the same ReplicaSet name in both.
+    by_namespace = "namespace" in ready.columns
+    keys = ["namespace", "replicaset"] if by_namespace else ["replicaset"]
+    series: dict[Any, pd.DataFrame] = {}
+    for group_key, group in ready.groupby(keys):
+        # A list of keys always gives tuples; one key is looked up by the bare name.
+        series[group_key if by_namespace else group_key[0]] = group.sort_values("timestamp")
+
+    rows = []
+    for rs in replicasets:
+        meta = rs.get("metadata") or {}
+        name = str(meta.get("name"))
+        key = (meta.get("namespace"), name) if by_namespace else name
+        if key not in series:
+            continue
+        annotations = meta.get("annotations") or {}
+        revisions = _revisions(annotations, name)
+        starts = _ready_starts(series[key], range_start)
+        containers = (((rs.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+            "containers"
+        ) or []
+        images = tuple(str(c.get("image", "")) for c in containers)
+        created = meta.get("creationTimestamp")
+        # Newest period gets the current revision; earlier periods walk back the history.
+        for k, start in enumerate(reversed(starts)):
+            revision = revisions[max(len(revisions) - 1 - k, 0)]
+            rows.append(
+                {
+                    "first_ready": start,
+                    "revision": revision,
+                    "replicaset": name,
+                    "images": images,
+                    "change_cause": str(annotations.get(CHANGE_CAUSE_ANNOTATION, "")),
+                    "created": pd.Timestamp(created) if created else pd.NaT,
+                }
+            )
+    if not rows:
+        return _empty_markers()
+    out = pd.DataFrame(rows, columns=_MARKER_COLUMNS)
+    out["created"] = pd.to_datetime(out["created"], utc=True)
+    out["first_ready"] = pd.to_datetime(out["first_ready"], utc=True)
+    return out.sort_values(["first_ready", "revision"], ignore_index=True)
+
+
+def _empty_markers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "first_ready": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "revision": pd.Series([], dtype=int),
+            "replicaset": pd.Series([], dtype=object),
+            "images": pd.Series([], dtype=object),
+            "change_cause": pd.Series([], dtype=object),
+            "created": pd.Series([], dtype="datetime64[ns, UTC]"),
+        }
+    )
+
+
+def _revisions(annotations: Mapping[str, Any], name: str) -> list[int]:
+    """Return the ReplicaSet's revisions, oldest first, the current one last."""
+    try:
+        current = int(annotations[REVISION_ANNOTATION])
+        history_text = str(annotations.get(REVISION_HISTORY_ANNOTATION, "")).strip()
+        history = [int(r) for r in history_text.split(",") if r.strip()]
+    except (KeyError, ValueError) as exc:
+        raise ParameterError(
+            "replicasets",
+            f"ReplicaSet {name!r} has no integer {REVISION_ANNOTATION} annotation; "
+            "pass the ReplicaSets a Deployment owns",
+        ) from exc
+    return [*sorted(history), current]
+
+
+def _ready_starts(samples: pd.DataFrame, range_start: pd.Timestamp) -> list[pd.Timestamp]:
+    """Return the samples where ready replicas went from 0 (or no sample) to > 0."""
+    values = samples["value"].to_numpy(dtype=float)
+    times = list(samples["timestamp"])
+    starts = []
+    for i, value in enumerate(values):
+        if not value > 0:
+            continue
+        if i == 0:
+            if times[0] > range_start:
+                starts.append(times[0])
+        elif not values[i - 1] > 0:
+            starts.append(times[i])
+    return starts
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The revision that was live at an instant, and how long it had been live."""
+
+    revision: int
+    replicaset: str
+    images: tuple[str, ...]
+    change_cause: str
+    created: pd.Timestamp
+    first_ready: pd.Timestamp
+    #: Seconds from ``first_ready`` to the event.
+    delay_s: float
+
+
+def attribute(event_time: datetime | pd.Timestamp, markers: pd.DataFrame) -> Marker | None:
+    """Return the newest marker whose first-ready time is at or before the event, or None."""
+    moment = pd.Timestamp(event_time)
+    if moment.tzinfo is None:
+        raise ParameterError("event_time", f"{event_time!r} has no UTC offset; give one")
+    before = markers[markers["first_ready"] <= moment]
+    if before.empty:
+        return None
+    row = before.sort_values("first_ready").iloc[-1]
+    return Marker(
+        revision=int(row["revision"]),
+        replicaset=str(row["replicaset"]),
+        images=tuple(row["images"]),
+        change_cause=str(row["change_cause"]),
+        created=row["created"],
+        first_ready=row["first_ready"],
+        delay_s=(moment - row["first_ready"]).total_seconds(),
+    )
