@@ -1,0 +1,53 @@
+"""Deployment audit: reliability, security and efficiency rules over Kubernetes objects.
+
+``audit(objects)`` runs the registered rules (see :data:`RULES`) over API-JSON
+dicts as an object source lists them and returns an :class:`AuditReport`.
+Each rule states the peer checks (kube-score, Polaris, kube-linter, Checkov,
+kubesec, pint) it is equivalent to. Pure functions: no I/O.
+"""
+
+from rknb.audit.engine import IGNORE_ANNOTATION, audit, parse_ignore, score_of
+from rknb.audit.exprs import parse as parse_promql
+from rknb.audit.model import (
+    SEVERITIES,
+    SEVERITY_WEIGHTS,
+    AuditConfig,
+    AuditReport,
+    Finding,
+    ObjectIndex,
+    ObjectSummary,
+    Rule,
+    Skipped,
+    Violation,
+    selector_matches,
+)
+from rknb.audit.output import findings_frame, severity_counts, to_json, to_text
+from rknb.audit.registry import RULES, get_rules, rule
+from rknb.audit.rules.containers import looks_secret
+
+__all__ = [
+    "IGNORE_ANNOTATION",
+    "RULES",
+    "SEVERITIES",
+    "SEVERITY_WEIGHTS",
+    "AuditConfig",
+    "AuditReport",
+    "Finding",
+    "ObjectIndex",
+    "ObjectSummary",
+    "Rule",
+    "Skipped",
+    "Violation",
+    "audit",
+    "findings_frame",
+    "get_rules",
+    "looks_secret",
+    "parse_ignore",
+    "parse_promql",
+    "rule",
+    "score_of",
+    "selector_matches",
+    "severity_counts",
+    "to_json",
+    "to_text",
+]

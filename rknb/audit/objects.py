@@ -1,0 +1,166 @@
+"""Reading workloads the way Kubernetes does: pod templates, containers, effective settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from rknb.audit.model import ObjectIndex, object_namespace, selector_matches
+
+__all__ = [
+    "SERVICE_WORKLOAD_KINDS",
+    "WORKLOAD_KINDS",
+    "containers",
+    "effective_security",
+    "hpa_for",
+    "name_of",
+    "pod_labels",
+    "pod_spec",
+    "pods_selected",
+    "workload_replicas",
+]
+
+#: Kinds that hold a pod template (or are a pod).
+WORKLOAD_KINDS = (
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+)
+
+#: Workloads that run long-lived pods (probes, replicas and PDBs apply to these).
+SERVICE_WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    """Return ``metadata.name`` (empty string when missing)."""
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _template(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind == "Pod":
+        return {"metadata": obj.get("metadata") or {}, "spec": spec}
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return spec.get("template") or {}
+
+
+def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the pod spec of a Pod or of a workload's pod template (``{}`` when missing)."""
+    return _template(obj).get("spec") or {}
+
+
+def pod_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Return the labels the workload's pods get."""
+    return dict((_template(obj).get("metadata") or {}).get("labels") or {})
+
+
+def containers(obj: Mapping[str, Any], *, init: bool = False) -> Iterator[Mapping[str, Any]]:
+    """Yield the app containers of the pod spec (and init containers when asked)."""
+    spec = pod_spec(obj)
+    if init:
+        yield from spec.get("initContainers") or []
+    yield from spec.get("containers") or []
+
+
+def effective_security(obj: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the container's security settings with the pod-level ones it inherits.
+
+    Kubernetes applies the pod's ``securityContext`` fields ``runAsUser``,
+    ``runAsGroup``, ``runAsNonRoot``, ``seLinuxOptions``, ``seccompProfile``
+    and ``windowsOptions`` to a container that does not set them; the other
+    container fields have no pod-level counterpart.
+    """
+    pod = pod_spec(obj).get("securityContext") or {}
+    own = dict(container.get("securityContext") or {})
+    for key in (
+        "runAsUser",
+        "runAsGroup",
+        "runAsNonRoot",
+        "seLinuxOptions",
+        "seccompProfile",
+        "windowsOptions",
+    ):
+        if key not in own and key in pod:
+            own[key] = pod[key]
+    return own
+
+
+def hpa_for(obj: Mapping[str, Any], index: ObjectIndex) -> Mapping[str, Any] | None:
+    """Return the HorizontalPodAutoscaler targeting this workload in its namespace, if any."""
+    namespace = object_namespace(obj)
+    for hpa in index.of_kind("HorizontalPodAutoscaler", namespace):
+        target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if target.get("kind") == obj.get("kind") and target.get("name") == name_of(obj):
+            return hpa
+    return None
+
+
+def workload_replicas(obj: Mapping[str, Any], index: ObjectIndex | None = None) -> tuple[int, int]:
+    """Return the (fewest, most) replicas the workload runs: HPA min..max when one targets it.
+
+    ``spec.replicas`` defaults to 1; a Pod is one replica.
+    """
+    if index is not None:
+        hpa = hpa_for(obj, index)
+        if hpa is not None:
+            spec = hpa.get("spec") or {}
+            low = int(spec.get("minReplicas", 1))
+            return low, int(spec.get("maxReplicas", low))
+    if obj.get("kind") == "Pod":
+        return 1, 1
+    replicas = (obj.get("spec") or {}).get("replicas")
+    count = 1 if replicas is None else int(replicas)
+    return count, count
+
+
+def pods_selected(
+    selector: Mapping[str, Any] | None, namespace: str | None, index: ObjectIndex
+) -> list[Mapping[str, Any]]:
+    """Return the workloads in the namespace whose pods the label selector selects."""
+    selected = []
+    for kind in (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob"):
+        for obj in index.of_kind(kind, namespace):
+            labels = pod_labels(obj)
+            if labels and selector_matches(selector, labels):
+                selected.append(obj)
+    return selected
+
+
+# TODO: int-or-percent and fencepost arithmetic repeat rknb.rollout's, because sibling analysis
+# modules may not import each other (import contract); move both to one core module below the
+# analysis layer when one exists.
+def scaled_int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
+    """Return an int-or-percent field scaled to ``total``; ValueError when it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if not (text.endswith("%") and text[:-1].lstrip("-").isdigit()):
+        raise ValueError(f"{value!r} is neither an integer nor a whole percentage")
+    scaled = int(text[:-1]) * total
+    return -(-scaled // 100) if round_up else scaled // 100
+
+
+def rolling_update(obj: Mapping[str, Any]) -> tuple[str, Any, Any]:
+    """Return (strategy type, maxSurge, maxUnavailable) of a Deployment with the API defaults."""
+    strategy = (obj.get("spec") or {}).get("strategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    return (
+        strategy.get("type") or "RollingUpdate",
+        rolling.get("maxSurge", "25%"),
+        rolling.get("maxUnavailable", "25%"),
+    )
+
+
+def max_unavailable(surge: Any, unavailable: Any, replicas: int) -> int:
+    """Return the pods a rolling update may take down at ``replicas`` (0/0 becomes 0/1)."""
+    up = scaled_int_or_percent(surge if surge is not None else 0, replicas, round_up=True)
+    down = scaled_int_or_percent(
+        unavailable if unavailable is not None else 0, replicas, round_up=False
+    )
+    return 1 if up == 0 and down == 0 else min(down, replicas)

@@ -1,0 +1,8 @@
+"""The audit rules, one module per concern; importing this package registers them all."""
+
+from rknb.audit.rules import alerts as alerts
+from rknb.audit.rules import availability as availability
+from rknb.audit.rules import containers as containers
+from rknb.audit.rules import network as network
+
+__all__ = ["alerts", "availability", "containers", "network"]
