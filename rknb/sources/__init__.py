@@ -1,1 +1,186 @@
-"""Where data comes from: Prometheus, clusters, manifests, bundles and the demo."""
+"""Where data comes from: Prometheus, clusters, manifests, bundles and the demo.
+
+Notebooks take a source *spec*, the string a parameter holds, and open it
+here: ``prometheus`` is ``demo`` (or ``demo:SEED``), an ``http(s)://`` URL or
+a bundle folder; ``cluster`` is ``demo``, a bundle folder, a manifest file or
+folder, ``in-cluster``, or a kubeconfig context name. Credentials are never
+part of a spec.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from rknb.errors import ParameterError
+from rknb.sources.base import (
+    SUPPORTED_KINDS,
+    KubeObject,
+    MetricsSource,
+    ObjectSource,
+    Window,
+    empty_frame,
+)
+from rknb.sources.bundle import (
+    BundleMetricsSource,
+    BundleObjectSource,
+    BundleRecorder,
+    bundle_recorded_at,
+    is_bundle,
+    open_bundle,
+)
+from rknb.sources.cluster import ClusterSource
+from rknb.sources.credentials import redact
+from rknb.sources.demo import open_demo
+from rknb.sources.manifests import ManifestSource, SkippedDocument
+from rknb.sources.objects import ObjectListSource
+from rknb.sources.prometheus import PrometheusSource
+
+__all__ = [
+    "SUPPORTED_KINDS",
+    "BundleMetricsSource",
+    "BundleObjectSource",
+    "BundleRecorder",
+    "ClusterSource",
+    "KubeObject",
+    "ManifestSource",
+    "MetricsSource",
+    "ObjectListSource",
+    "ObjectSource",
+    "PrometheusSource",
+    "SkippedDocument",
+    "Window",
+    "empty_frame",
+    "open_bundle",
+    "open_demo",
+    "open_metrics",
+    "open_objects",
+    "redact",
+    "reference_time_of",
+]
+
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _demo_seed(spec: str, seed: int | None, name: str) -> tuple[bool, int | None]:
+    """Return whether the spec names the demo, and its seed (``demo:N``, else ``seed``)."""
+    if spec == "demo":
+        return True, seed
+    if not spec.startswith("demo:"):
+        return False, None
+    text = spec.removeprefix("demo:")
+    try:
+        return True, int(text)
+    except ValueError:
+        raise ParameterError(
+            name, f"expected 'demo' or 'demo:SEED' with an integer seed, got {spec!r}"
+        ) from None
+
+
+def _is_url(spec: str) -> bool:
+    return spec.startswith(("http://", "https://"))
+
+
+def open_metrics(spec: str, *, seed: int | None = None) -> MetricsSource:
+    """Return the metrics source a ``prometheus`` parameter names.
+
+    Parameters
+    ----------
+    spec
+        ``demo``, ``demo:SEED``, an ``http(s)://`` URL, or a bundle folder.
+    seed
+        The demo scenario's seed when the spec is plain ``demo``.
+    """
+    spec = str(spec).strip()
+    is_demo, demo_seed = _demo_seed(spec, seed, "prometheus")
+    if is_demo:
+        return open_demo(demo_seed)[0]
+    if _is_url(spec):
+        return PrometheusSource(spec)
+    if spec and is_bundle(spec):
+        return open_bundle(spec)[0]
+    if spec and Path(spec).exists():
+        raise ParameterError(
+            "prometheus", f"{spec!r} exists but holds no bundle.json, so it is not a bundle folder"
+        )
+    raise ParameterError(
+        "prometheus",
+        f"expected 'demo', 'demo:SEED', an http(s):// URL or a bundle folder, got {redact(spec)!r}",
+    )
+
+
+def _kube_contexts(kubeconfig: str | None = None) -> list[str] | None:
+    from kubernetes import config
+
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+    except (config.ConfigException, OSError):
+        return None
+    return [str(c.get("name")) for c in contexts or []]
+
+
+def open_objects(
+    spec: str, *, namespace: str | None = None, kubeconfig: str | None = None
+) -> ObjectSource:
+    """Return the object source a ``cluster`` parameter names.
+
+    Parameters
+    ----------
+    spec
+        ``demo``, ``demo:SEED``, a bundle folder, a manifest file or folder,
+        ``in-cluster``, or a kubeconfig context name.
+    namespace
+        The namespace a cluster source reads when a call names none.
+    kubeconfig
+        The kubeconfig file for a context name; ``$KUBECONFIG`` or
+        ``~/.kube/config`` when omitted.
+    """
+    spec = str(spec).strip()
+    is_demo, demo_seed = _demo_seed(spec, None, "cluster")
+    if is_demo:
+        return open_demo(demo_seed)[1]
+    if not spec:
+        raise ParameterError("cluster", "is empty; give 'demo', a manifest path or a context name")
+    if _is_url(spec):
+        raise ParameterError(
+            "cluster",
+            f"{redact(spec)!r} is a URL; name a kubeconfig context that points at the cluster",
+        )
+    if is_bundle(spec):
+        return open_bundle(spec)[1]
+    if Path(spec).exists():
+        return ManifestSource(spec)
+    if spec == "in-cluster":
+        return ClusterSource("in-cluster", namespace=namespace)
+    if os.sep in spec or spec.endswith(_MANIFEST_SUFFIXES):
+        raise ParameterError("cluster", f"{spec!r} looks like a path but does not exist")
+
+    contexts = _kube_contexts(kubeconfig)
+    if contexts is not None and spec not in contexts:
+        known = ", ".join(contexts) or "none"
+        raise ParameterError(
+            "cluster",
+            f"{spec!r} is not 'demo', 'in-cluster', a bundle, an existing manifest path or a "
+            f"kubeconfig context (contexts: {known})",
+        )
+    if contexts is None:
+        raise ParameterError(
+            "cluster",
+            f"{spec!r} is not 'demo', 'in-cluster', a bundle or an existing manifest path, and "
+            "no kubeconfig was found to look it up as a context",
+        )
+    return ClusterSource(spec, kubeconfig=kubeconfig, namespace=namespace)
+
+
+def reference_time_of(spec: str) -> datetime | None:
+    """Return a source's reference time without building any data (None for live sources)."""
+    spec = str(spec).strip()
+    if spec == "demo" or spec.startswith("demo:"):
+        _demo_seed(spec, None, "source")
+        from rknb.scenario import END
+
+        return END
+    if spec and not _is_url(spec) and is_bundle(spec):
+        return bundle_recorded_at(spec)
+    return None

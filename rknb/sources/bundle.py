@@ -1,0 +1,379 @@
+"""Bundles: a recording of every answer a notebook got, replayable offline.
+
+A bundle is a folder that can be attached to an incident ticket. It holds
+``bundle.json`` (format version, the recording's reference time, what was
+recorded from, an index of answers) and one JSON file per answer under
+``metrics/`` and ``objects/``. Replaying it gives the same frames (values,
+dtypes, row order) and the same objects, so a notebook run on the bundle
+reproduces the live run's outputs. Secret values are never written: objects
+pass through :func:`rknb.sources.objects.strip_secret` on the way in.
+
+Answers are keyed by a hash of the question (query name, selector, window or
+instant), so the same question always maps to the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rknb.catalog import Selector
+from rknb.errors import BundleError, ParameterError
+from rknb.sources.base import KubeObject, MetricsSource, ObjectSource, Window
+from rknb.sources.objects import check_kind, strip_secret
+from rknb.times import format_time, parse_time
+
+__all__ = [
+    "BUNDLE_FORMAT_VERSION",
+    "BundleMetricsSource",
+    "BundleObjectSource",
+    "BundleRecorder",
+    "bundle_recorded_at",
+    "is_bundle",
+    "open_bundle",
+]
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_FORMAT_VERSION = 1
+_INDEX = "bundle.json"
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def _selector_dict(selector: Selector) -> dict[str, Any]:
+    return {
+        "namespace": selector.namespace,
+        "workload": selector.workload,
+        "container": selector.container,
+        "labels": [list(pair) for pair in selector.labels],
+    }
+
+
+def _range_question(query: str, selector: Selector, window: Window) -> dict[str, Any]:
+    return {
+        "type": "range",
+        "query": query,
+        "selector": _selector_dict(selector),
+        "start_unix": window.start.timestamp(),
+        "end_unix": window.end.timestamp(),
+        "step_s": float(window.step_s),
+    }
+
+
+def _instant_question(
+    query: str, selector: Selector, time: datetime, window_s: float | None
+) -> dict[str, Any]:
+    return {
+        "type": "instant",
+        "query": query,
+        "selector": _selector_dict(selector),
+        "time": format_time(time),
+        "time_unix": time.timestamp(),
+        "window_s": float(window_s) if window_s is not None else None,
+    }
+
+
+def _objects_question(kind: str, namespace: str | None) -> dict[str, Any]:
+    return {"type": "objects", "kind": kind, "namespace": namespace}
+
+
+def _key(question: dict[str, Any]) -> str:
+    canonical = json.dumps(question, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def _describe(question: dict[str, Any]) -> str:
+    if question["type"] == "objects":
+        return f"objects of kind {question['kind']} in namespace {question['namespace'] or '*'}"
+    sel = question["selector"]
+    labels = " ".join(f"{k}={v}" for k, v in sel["labels"])
+    selector = f"{sel['namespace'] or '*'}/{sel['workload'] or '*'}"
+    if sel["container"]:
+        selector += f" container={sel['container']}"
+    if labels:
+        selector += " " + labels
+    if question["type"] == "range":
+        start = datetime.fromtimestamp(question["start_unix"], UTC)
+        end = datetime.fromtimestamp(question["end_unix"], UTC)
+        when = f"{format_time(start)}..{format_time(end)} step {question['step_s']:g}s"
+    else:
+        when = f"at {question['time']}"
+        if question["window_s"] is not None:
+            when += f" over {question['window_s']:g}s"
+    return f"query {question['query']!r} for {selector} {when}"
+
+
+# -- frames as JSON ------------------------------------------------------------------------
+
+
+def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    dtypes: dict[str, str] = {}
+    for name in frame.columns:
+        series = frame[name]
+        dtypes[str(name)] = str(series.dtype)
+        if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
+            ns = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
+            columns[str(name)] = ns.astype("datetime64[ns, UTC]").astype("int64").tolist()
+        elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
+            columns[str(name)] = series.tolist()
+        else:
+            columns[str(name)] = [None if v is None else str(v) for v in series.tolist()]
+    return {"columns": [str(c) for c in frame.columns], "dtypes": dtypes, "data": columns}
+
+
+def _frame_from_json(payload: dict[str, Any]) -> pd.DataFrame:
+    data: dict[str, pd.Series] = {}
+    for name in payload["columns"]:
+        dtype = payload["dtypes"][name]
+        values = payload["data"][name]
+        if dtype.startswith("datetime64"):
+            stamps = np.asarray(values, dtype=np.int64).view("datetime64[ns]")
+            series = pd.Series(stamps).dt.tz_localize("UTC")
+            if dtype != "datetime64[ns, UTC]":
+                series = series.astype(dtype)
+        elif dtype == "object":
+            series = pd.Series(values, dtype=object)
+        else:
+            series = pd.Series(values).astype(dtype)
+        data[name] = series
+    return pd.DataFrame(data, columns=payload["columns"])
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    # Write then rename, so a bundle interrupted mid-recording never holds half a file.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=None, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class BundleRecorder:
+    """Answers like the sources it wraps and records every answer into a bundle folder.
+
+    Parameters
+    ----------
+    metrics
+        The metrics source to record from, or ``None``.
+    objects
+        The object source to record from, or ``None``.
+    directory
+        The bundle folder; created if missing.
+    report_time
+        The instant the run treats as "now"; the sources' reference time when
+        omitted (required for live sources, which have none).
+    description
+        Free text stored in ``bundle.json``.
+    """
+
+    def __init__(
+        self,
+        metrics: MetricsSource | None,
+        objects: ObjectSource | None,
+        directory: str | os.PathLike[str],
+        *,
+        report_time: datetime | None = None,
+        description: str | None = None,
+    ) -> None:
+        recorded_at = report_time
+        for source in (metrics, objects):
+            if recorded_at is None and source is not None:
+                recorded_at = source.reference_time
+        if recorded_at is None:
+            raise ParameterError(
+                "report_time",
+                "live sources have no reference time; pass report_time= to fix the bundle's 'now'",
+            )
+        self.recorded_at = parse_time(recorded_at, name="report_time")
+        self._metrics = metrics
+        self._objects = objects
+        self.directory = Path(directory)
+        (self.directory / "metrics").mkdir(parents=True, exist_ok=True)
+        (self.directory / "objects").mkdir(parents=True, exist_ok=True)
+        sources = [s.description for s in (metrics, objects) if s is not None]
+        self.description = description or "recording of " + " and ".join(sources)
+        self.reference_time: datetime | None = self.recorded_at
+        self._index: dict[str, Any] = {
+            "format": "rknb-bundle",
+            "version": BUNDLE_FORMAT_VERSION,
+            "recorded_at": format_time(self.recorded_at),
+            "description": self.description,
+            "metrics_source": metrics.description if metrics is not None else None,
+            "objects_source": objects.description if objects is not None else None,
+            "metrics": {},
+            "objects": {},
+        }
+        self._write_index()
+
+    def _write_index(self) -> None:
+        _write_json(self.directory / _INDEX, self._index)
+
+    def _need(self, source: Any, what: str) -> Any:
+        if source is None:
+            raise ParameterError(what, f"this recorder wraps no {what} source")
+        return source
+
+    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
+        """Return the wrapped source's answer, recording it."""
+        frame = self._need(self._metrics, "metrics").query_range(query, selector, window)
+        self._record_frame(_range_question(query, selector, window), frame)
+        return frame
+
+    def query_instant(
+        self, query: str, selector: Selector, time: datetime, *, window_s: float | None = None
+    ) -> pd.DataFrame:
+        """Return the wrapped source's answer, recording it."""
+        source = self._need(self._metrics, "metrics")
+        frame = source.query_instant(query, selector, time, window_s=window_s)
+        self._record_frame(_instant_question(query, selector, time, window_s), frame)
+        return frame
+
+    def list(self, kind: str, namespace: str | None = None) -> list[KubeObject]:
+        """Return the wrapped source's objects, recording them without Secret values."""
+        objects = [
+            strip_secret(o) for o in self._need(self._objects, "objects").list(kind, namespace)
+        ]
+        question = _objects_question(kind, namespace)
+        key = _key(question)
+        _write_json(self.directory / "objects" / f"{key}.json", objects)
+        self._index["objects"][key] = {**question, "file": f"objects/{key}.json"}
+        self._write_index()
+        logger.debug("recorded %s", _describe(question))
+        return objects
+
+    def _record_frame(self, question: dict[str, Any], frame: pd.DataFrame) -> None:
+        key = _key(question)
+        _write_json(self.directory / "metrics" / f"{key}.json", _frame_to_json(frame))
+        self._index["metrics"][key] = {**question, "file": f"metrics/{key}.json"}
+        self._write_index()
+        logger.debug("recorded %s (%d rows)", _describe(question), len(frame))
+
+    @property
+    def metrics(self) -> _RecorderMetrics:
+        """The recorder seen as a metrics source."""
+        return _RecorderMetrics(self)
+
+    @property
+    def objects(self) -> _RecorderObjects:
+        """The recorder seen as an object source."""
+        return _RecorderObjects(self)
+
+
+class _RecorderMetrics:
+    def __init__(self, recorder: BundleRecorder) -> None:
+        self._recorder = recorder
+        self.description = recorder.description
+        self.reference_time = recorder.reference_time
+        self.query_range = recorder.query_range
+        self.query_instant = recorder.query_instant
+
+
+class _RecorderObjects:
+    def __init__(self, recorder: BundleRecorder) -> None:
+        self._recorder = recorder
+        self.description = recorder.description
+        self.reference_time = recorder.reference_time
+        self.list = recorder.list
+
+
+# -- replaying -----------------------------------------------------------------------------
+
+
+def is_bundle(path: str | os.PathLike[str]) -> bool:
+    """Return whether a path is a bundle folder (holds ``bundle.json``)."""
+    return (Path(path) / _INDEX).is_file()
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    index_path = path / _INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path} holds no {_INDEX}; it is not a bundle folder") from exc
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{index_path} cannot be read ({exc}); record the bundle again") from exc
+    if not isinstance(index, dict) or index.get("format") != "rknb-bundle":
+        raise BundleError(f"{index_path} is not an rknb bundle index")
+    if index.get("version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{index_path} has format version {index.get('version')!r}; this rknb reads "
+            f"version {BUNDLE_FORMAT_VERSION}, record it again or use a matching rknb"
+        )
+    return index
+
+
+def bundle_recorded_at(path: str | os.PathLike[str]) -> datetime:
+    """Return a bundle's recording time (its reference time) from ``bundle.json`` alone."""
+    index = _read_index(Path(path))
+    return parse_time(index["recorded_at"], name="recorded_at")
+
+
+class _Replay:
+    def __init__(self, path: Path, index: dict[str, Any]) -> None:
+        self.path = path
+        self._index = index
+        self.reference_time: datetime | None = parse_time(index["recorded_at"], name="recorded_at")
+        self.description = f"bundle {path} ({index.get('description', '')})"
+
+    def _load(self, section: str, question: dict[str, Any]) -> Any:
+        key = _key(question)
+        entry = self._index.get(section, {}).get(key)
+        if entry is None:
+            raise BundleError(
+                f"bundle {self.path} has no recorded answer for {_describe(question)}; record "
+                "the bundle again with the same parameters, or run on a live source"
+            )
+        file = self.path / entry["file"]
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{file} cannot be read ({exc}); the bundle is damaged") from exc
+
+
+class BundleMetricsSource(_Replay):
+    """Replays recorded metrics answers (the MetricsSource protocol)."""
+
+    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
+        """Return the recorded answer, or raise BundleError when it was not recorded."""
+        return _frame_from_json(self._load("metrics", _range_question(query, selector, window)))
+
+    def query_instant(
+        self, query: str, selector: Selector, time: datetime, *, window_s: float | None = None
+    ) -> pd.DataFrame:
+        """Return the recorded answer, or raise BundleError when it was not recorded."""
+        question = _instant_question(query, selector, time, window_s)
+        return _frame_from_json(self._load("metrics", question))
+
+    def recorded(self) -> Sequence[dict[str, Any]]:
+        """Return the index entries of every recorded metrics answer."""
+        return list(self._index.get("metrics", {}).values())
+
+
+class BundleObjectSource(_Replay):
+    """Replays recorded object lists (the ObjectSource protocol)."""
+
+    def list(self, kind: str, namespace: str | None = None) -> list[KubeObject]:
+        """Return the recorded objects, or raise BundleError when they were not recorded."""
+        check_kind(kind)
+        objects = self._load("objects", _objects_question(kind, namespace))
+        return [strip_secret(o) for o in objects]
+
+
+def open_bundle(path: str | os.PathLike[str]) -> tuple[BundleMetricsSource, BundleObjectSource]:
+    """Return the metrics and object sources that replay a bundle folder."""
+    folder = Path(path)
+    index = _read_index(folder)
+    return BundleMetricsSource(folder, index), BundleObjectSource(folder, index)

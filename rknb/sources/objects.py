@@ -1,0 +1,145 @@
+"""An object source over a list of dicts, and the rules every object source shares.
+
+The manifest, demo and bundle sources all end in a list of objects held in
+memory; this module answers ``list(kind, namespace)`` over such a list. The
+shared rules live here too, so that every source applies them the same way:
+which kinds are cluster-scoped, how a kind name is checked, and how a Secret
+loses its values before anyone sees it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from datetime import datetime
+
+from rknb.errors import ParameterError
+from rknb.sources.base import SUPPORTED_KINDS, KubeObject
+
+__all__ = [
+    "CLUSTER_SCOPED_KINDS",
+    "ObjectListSource",
+    "check_kind",
+    "is_cluster_scoped",
+    "strip_secret",
+]
+
+#: Kinds that live outside namespaces (``kubectl api-resources --namespaced=false``).
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "RuntimeClass",
+        "APIService",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    }
+)
+
+
+def check_kind(kind: str) -> str:
+    """Return the kind if rknb supports it, else raise a ParameterError listing those it does."""
+    if kind not in SUPPORTED_KINDS:
+        known = ", ".join(SUPPORTED_KINDS)
+        raise ParameterError("kind", f"unsupported kind {kind!r}; use one of: {known}")
+    return kind
+
+
+def is_cluster_scoped(kind: str) -> bool:
+    """Return whether objects of this kind have no namespace."""
+    return kind in CLUSTER_SCOPED_KINDS
+
+
+def strip_secret(obj: KubeObject) -> KubeObject:
+    """Return the object without Secret values: ``data``/``stringData`` become ``dataKeys``.
+
+    Objects of other kinds come back unchanged. The key names are kept (sorted)
+    because an audit needs them ("which Secret holds ``api-key``"); the values
+    never leave this function.
+    """
+    if obj.get("kind") != "Secret":
+        return obj
+    # Stripping twice must not lose the names recorded the first time.
+    existing = obj.get("dataKeys")
+    keys: set[str] = {str(k) for k in existing} if isinstance(existing, list) else set()
+    for field in ("data", "stringData"):
+        values = obj.get(field)
+        if isinstance(values, dict):
+            keys.update(str(key) for key in values)
+    stripped = {key: value for key, value in obj.items() if key not in ("data", "stringData")}
+    stripped["dataKeys"] = sorted(keys)
+
+    # kubectl apply keeps the whole Secret, values included, in this annotation.
+    metadata = stripped.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    last_applied = "kubectl.kubernetes.io/last-applied-configuration"
+    if isinstance(annotations, dict) and last_applied in annotations:
+        annotations = {k: v for k, v in annotations.items() if k != last_applied}
+        stripped["metadata"] = {**metadata, "annotations": annotations}  # type: ignore[dict-item]
+    return stripped
+
+
+def _namespace_of(obj: KubeObject) -> str | None:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        namespace = metadata.get("namespace")
+        return str(namespace) if namespace is not None else None
+    return None
+
+
+def _name_of(obj: KubeObject) -> str | None:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        name = metadata.get("name")
+        return str(name) if name is not None else None
+    return None
+
+
+_Objects = list[KubeObject]
+
+
+class ObjectListSource:
+    """Lists objects held in memory, filtered by kind and namespace."""
+
+    def __init__(
+        self,
+        objects: Iterable[KubeObject],
+        *,
+        description: str,
+        reference_time: datetime | None = None,
+    ) -> None:
+        # Strip once on the way in, so that no copy of a Secret value is kept.
+        self._objects: list[KubeObject] = [strip_secret(copy.deepcopy(o)) for o in objects]
+        self.description = description
+        self.reference_time = reference_time
+
+    def list(self, kind: str, namespace: str | None = None) -> list[KubeObject]:
+        """Return deep copies of the objects of a kind, in one namespace or all of them."""
+        check_kind(kind)
+        scoped = namespace is not None and not is_cluster_scoped(kind)
+        return [
+            copy.deepcopy(obj)
+            for obj in self._objects
+            if obj.get("kind") == kind and (not scoped or _namespace_of(obj) == namespace)
+        ]
+
+    def get(self, kind: str, namespace: str | None, name: str) -> KubeObject | None:
+        """Return one object by kind, namespace and name, or ``None`` when absent."""
+        for obj in self.list(kind, namespace):
+            if _name_of(obj) == name:
+                return obj
+        return None
+
+    def all_objects(self) -> _Objects:
+        """Return deep copies of every object, whatever its kind."""
+        return copy.deepcopy(self._objects)
+
+    def __repr__(self) -> str:
+        return f"ObjectListSource({self.description!r}, {len(self._objects)} objects)"

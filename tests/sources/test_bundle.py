@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rknb.catalog import Selector
+from rknb.errors import BundleError, ParameterError
+from rknb.sources.base import Window, empty_frame
+from rknb.sources.bundle import BundleRecorder, bundle_recorded_at, open_bundle
+from rknb.sources.objects import ObjectListSource
+
+END = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+WINDOW = Window(END - timedelta(hours=1), END, 60)
+SELECTOR = Selector(namespace="shop", workload="web")
+
+
+class TinyMetrics:
+    """Two answers: a frame with labels and awkward values, and an empty one."""
+
+    description = "tiny test metrics"
+    reference_time = END
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def query_range(self, query, selector, window):
+        self.calls += 1
+        if query == "nothing":
+            return empty_frame(("pod",))
+        stamps = pd.Series(
+            pd.to_datetime(
+                [1_700_000_000_000, 1_700_000_030_000, 1_700_000_000_000], unit="ms", utc=True
+            )
+        ).astype("datetime64[ns, UTC]")
+        return pd.DataFrame(
+            {
+                "timestamp": stamps,
+                "pod": pd.Series(["web-a", "web-a", "web-b"], dtype=object),
+                "container": pd.Series(["", "", "app"], dtype=object),
+                "value": np.array([0.1 + 0.2, np.nan, 1e-300]),
+            }
+        )
+
+    def query_instant(self, query, selector, time, *, window_s=None):
+        self.calls += 1
+        return pd.DataFrame(
+            {
+                "timestamp": pd.Series([pd.Timestamp(time)]).astype("datetime64[ns, UTC]"),
+                "le": pd.Series(["+Inf"], dtype=object),
+                "value": [float(window_s or 0)],
+            }
+        )
+
+
+OBJECTS = [
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop"},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "data": {"password": "aHVudGVyMi1zZWNyZXQ="},
+        "stringData": {"token": "plaintext-token-value"},
+    },
+]
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    metrics = TinyMetrics()
+    objects = ObjectListSource(OBJECTS, description="test objects", reference_time=END)
+    recorder = BundleRecorder(metrics, objects, tmp_path / "bundle")
+    answers = {
+        "range": recorder.query_range("container_cpu_cores", SELECTOR, WINDOW),
+        "empty": recorder.query_range("nothing", SELECTOR, WINDOW),
+        "instant": recorder.query_instant("request_increase", SELECTOR, END, window_s=86400),
+        "deployments": recorder.list("Deployment", "shop"),
+        "secrets": recorder.list("Secret", "shop"),
+    }
+    return tmp_path / "bundle", answers
+
+
+def test_replay_gives_equal_frames_dtypes_and_row_order(recorded):
+    path, answers = recorded
+    metrics, _ = open_bundle(path)
+    again = metrics.query_range("container_cpu_cores", SELECTOR, WINDOW)
+    pd.testing.assert_frame_equal(again, answers["range"], check_exact=True)
+    assert again["value"].iloc[0] == 0.1 + 0.2  # no decimal rounding on the way through
+    pd.testing.assert_frame_equal(
+        metrics.query_range("nothing", SELECTOR, WINDOW), answers["empty"]
+    )
+    instant = metrics.query_instant("request_increase", SELECTOR, END, window_s=86400)
+    pd.testing.assert_frame_equal(instant, answers["instant"])
+
+
+def test_replay_lists_the_recorded_objects(recorded):
+    path, answers = recorded
+    _, objects = open_bundle(path)
+    assert objects.list("Deployment", "shop") == answers["deployments"]
+    assert [o["metadata"]["name"] for o in objects.list("Deployment", "shop")] == ["web", "api"]
+
+
+def test_unrecorded_query_is_a_bundle_error_naming_it(recorded):
+    path, _ = recorded
+    metrics, objects = open_bundle(path)
+    other_window = Window(WINDOW.start, WINDOW.end, 30)
+    with pytest.raises(BundleError) as caught:
+        metrics.query_range("container_cpu_cores", SELECTOR, other_window)
+    message = str(caught.value)
+    assert "'container_cpu_cores'" in message and "shop/web" in message and "step 30s" in message
+    with pytest.raises(BundleError):
+        metrics.query_instant("request_increase", SELECTOR, END, window_s=3600)
+    with pytest.raises(BundleError) as caught:
+        objects.list("Deployment", None)
+    assert "Deployment" in str(caught.value)
+
+
+def test_secret_data_is_absent_from_every_file(recorded):
+    path, answers = recorded
+    (secret,) = answers["secrets"]
+    assert secret["dataKeys"] == ["password", "token"]
+    for file in path.rglob("*"):
+        if file.is_file():
+            text = file.read_text()
+            assert "aHVudGVyMi1zZWNyZXQ=" not in text, file
+            assert "plaintext-token-value" not in text, file
+
+
+def test_index_holds_version_recorded_at_and_description(recorded):
+    path, _ = recorded
+    index = json.loads((path / "bundle.json").read_text())
+    assert index["version"] == 1
+    assert index["recorded_at"] == "2026-11-30T12:00:00Z"
+    assert index["description"] == "recording of tiny test metrics and test objects"
+    assert bundle_recorded_at(path) == END
+    assert open_bundle(path)[0].reference_time == END
+
+
+def test_keys_are_deterministic_across_recordings(tmp_path):
+    names = []
+    for run in ("one", "two"):
+        recorder = BundleRecorder(TinyMetrics(), None, tmp_path / run)
+        recorder.query_range("container_cpu_cores", SELECTOR, WINDOW)
+        names.append(sorted(p.name for p in (tmp_path / run / "metrics").iterdir()))
+    assert names[0] == names[1] and len(names[0]) == 1
+
+
+def test_live_sources_need_a_report_time(tmp_path):
+    class Live(TinyMetrics):
+        reference_time = None
+
+    with pytest.raises(ParameterError):
+        BundleRecorder(Live(), None, tmp_path / "b")
+    recorder = BundleRecorder(Live(), None, tmp_path / "b", report_time=END + timedelta(days=1))
+    assert bundle_recorded_at(tmp_path / "b") == END + timedelta(days=1)
+    assert recorder.reference_time == END + timedelta(days=1)
+
+
+def test_folder_without_index_is_a_bundle_error(tmp_path):
+    with pytest.raises(BundleError):
+        open_bundle(tmp_path)
+
+
+def test_store_metrics_source_answers_round_trip(tmp_path):
+    model = pytest.importorskip("rknb.sources.model")
+    from rknb.tsdb import SeriesStore
+
+    store = SeriesStore()
+    t = np.arange(1_700_000_000, 1_700_003_600, 30, dtype=np.int64)
+    labels = {"namespace": "shop", "pod": "web-7d4b9c8f6d-abcde", "container": "app"}
+    store.add("container_memory_working_set_bytes", labels, t, np.linspace(1e8, 2e8, t.size))
+    source = model.StoreMetricsSource(store, reference_time=END, description="store")
+    window = Window(
+        datetime.fromtimestamp(1_700_000_600, UTC), datetime.fromtimestamp(1_700_003_000, UTC), 60
+    )
+    recorder = BundleRecorder(source, None, tmp_path / "b")
+    live = recorder.query_range("container_memory_bytes", Selector(namespace="shop"), window)
+    replayed = open_bundle(tmp_path / "b")[0].query_range(
+        "container_memory_bytes", Selector(namespace="shop"), window
+    )
+    assert len(live) == 41
+    pd.testing.assert_frame_equal(replayed, live, check_exact=True)
