@@ -1,0 +1,343 @@
+"""The ``rknb`` command: list, run and demo the notebooks, run conformance vectors.
+
+This is the only place that configures logging and turns errors into exit
+codes; the codes are :data:`rknb.report.EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+# jsonschema (imported by nbformat and papermill) builds an IRI grammar with lark on import
+# when rfc3987-syntax is installed: about 1 s of every command's start for a format check
+# rknb never uses. The command owns its process, so it opts out here.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+from rknb import report  # noqa: E402
+from rknb.errors import ParameterError, RknbError, RunError  # noqa: E402
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+PROG = "rknb"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit with the usage code."""
+
+    def error(self, message: str) -> NoReturn:
+        if "-p" in message and "expected 2 arguments" in message:
+            message = "-p takes two words, NAME VALUE (for example: -p namespace shop)"
+        self.exit(report.EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``rknb`` command."""
+    epilog = "exit codes:\n" + report.exit_code_table()
+    parser = _Parser(
+        prog=PROG,
+        description="Operational notebooks for SREs: run them headlessly and write reports.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    commands.add_parser(
+        "list",
+        help="list the notebooks and their parameters",
+        description="List each shipped notebook with its parameters (name, type, default, help).",
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="run one notebook and write its report",
+        description="Run a notebook with papermill and write its report folder.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("notebook", metavar="NOTEBOOK", help="a notebook name or an .ipynb path")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter; the value is parsed as the notebook declares its type",
+    )
+    run.add_argument(
+        "-f", "--parameters-file", metavar="FILE", help="a YAML mapping of parameters (-p wins)"
+    )
+    _add_output(run)
+    run.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="limit on the whole run, in seconds"
+    )
+    run.add_argument(
+        "--cell-timeout", type=_positive_float, metavar="S", help="limit on each cell, in seconds"
+    )
+    run.add_argument("--show-code", action="store_true", help="keep the code in the HTML report")
+    run.add_argument(
+        "--fail-on",
+        choices=report.SEVERITIES,
+        metavar="SEVERITY",
+        help=f"exit 1 on a finding this severe or more ({', '.join(report.SEVERITIES)})",
+    )
+    run.add_argument("--kernel", metavar="NAME", help="a kernelspec (default: this Python)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run every notebook on the demo scenario",
+        description="Run all shipped notebooks on the built-in demo scenario in parallel.",
+    )
+    _add_output(demo)
+    demo.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="notebooks run at once (default: the number of CPUs)",
+    )
+    demo.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="limit on each run, in seconds"
+    )
+
+    conformance = commands.add_parser(
+        "conformance",
+        help="check rknb against upstream conformance vectors",
+        description="Run conformance vector files (or an audit fixture folder) for one area.",
+    )
+    conformance.add_argument("area", metavar="AREA", help="the area, e.g. hpa or promql")
+    conformance.add_argument("paths", metavar="PATH", nargs="+", help="vector files or folders")
+    conformance.add_argument(
+        "--semantics",
+        choices=("2", "3"),
+        help="the Prometheus major version whose semantics to follow",
+    )
+    return parser
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output", default="reports", metavar="DIR", help="the report folder (default: reports)"
+    )
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger("rknb")
+    root.handlers = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    notebooks = report.list_notebooks()
+    if not notebooks:
+        raise RunError(
+            "no notebooks are shipped with this installation", exit_code=report.EXIT_INFRASTRUCTURE
+        )
+    for name, path in notebooks.items():
+        print(name)
+        for param in report.inspect_parameters(path).values():
+            default = repr(param.default) if param.type == "str" else str(param.default)
+            line = f"    {param.name}: {param.type} = {default}"
+            print(f"{line}  # {param.help}" if param.help else line)
+    return report.EXIT_OK
+
+
+def _load_parameters_file(path: str) -> dict[str, object]:
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError("-f", f"cannot read {path!r}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParameterError("-f", f"{path!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterError("-f", f"{path!r} must hold a mapping of name: value")
+
+    values: dict[str, object] = {}
+    for name, value in data.items():
+        if isinstance(value, datetime):
+            # YAML reads unquoted timestamps as datetimes; parameters want the text back.
+            if value.tzinfo is None:
+                raise ParameterError(
+                    str(name), f"{value} in {path!r} has no UTC offset; add 'Z' or '+hh:mm'"
+                )
+            value = value.isoformat()
+        values[str(name)] = value
+    return values
+
+
+def _given_parameters(args: argparse.Namespace) -> dict[str, object]:
+    given: dict[str, object] = {}
+    if args.parameters_file:
+        given.update(_load_parameters_file(args.parameters_file))
+    for name, value in args.parameter:
+        if "=" in name:
+            left, _, right = name.partition("=")
+            raise ParameterError(
+                left,
+                f"'-p {name}' looks like NAME=VALUE; write '-p {left} {right}' "
+                "(two words; the next word was taken as the value)",
+            )
+        given[name] = value
+    return given
+
+
+def _print_result(result: report.RunResult) -> None:
+    print(f"report: {result.html_path}")
+    print(f"results: {result.results_path}")
+    verdict = result.verdict
+    if isinstance(verdict, dict):
+        print(f"verdict: {verdict.get('status')}: {verdict.get('summary', '')}")
+    else:
+        print("verdict: none recorded")
+    if result.error:
+        error = result.error
+        cell = f" (cell {error['cell_index']})" if error.get("cell_index") is not None else ""
+        print(f"error{cell}: {error['ename']}: {error['evalue']}")
+    print(f"status: {result.status} (exit {result.exit_code})")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    result = report.run_notebook(
+        args.notebook,
+        _given_parameters(args),
+        output_dir=args.output,
+        timeout_s=args.timeout,
+        cell_timeout_s=args.cell_timeout,
+        show_code=args.show_code,
+        kernel=args.kernel,
+        fail_on=args.fail_on,
+    )
+    report.update_index(args.output)
+    _print_result(result)
+    return result.exit_code
+
+
+def _demo_one(name: str, output: str, timeout_s: float | None) -> dict[str, Any]:
+    """Run one notebook in a worker process; return a picklable summary."""
+    started = time.monotonic()
+    try:
+        result = report.run_notebook(name, {}, output_dir=output, timeout_s=timeout_s)
+    except RknbError as exc:
+        code = exc.exit_code if isinstance(exc, RunError) else report.EXIT_USAGE
+        return {"name": name, "exit_code": code, "line": f"error: {exc}", "produced": False}
+    verdict = result.verdict
+    line = (
+        f"verdict {verdict.get('status')}: {verdict.get('summary', '')}"
+        if isinstance(verdict, dict)
+        else result.message
+    )
+    return {
+        "name": name,
+        "exit_code": result.exit_code,
+        "produced": result.status == "ok",
+        "line": f"{line} ({time.monotonic() - started:.1f} s) -> {result.html_path}",
+    }
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    names = list(report.list_notebooks())
+    if not names:
+        raise RunError(
+            "no notebooks are shipped with this installation", exit_code=report.EXIT_INFRASTRUCTURE
+        )
+    worst = report.EXIT_OK
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
+        futures = [pool.submit(_demo_one, name, args.output, args.timeout) for name in names]
+        for future in as_completed(futures):
+            outcome = future.result()
+            done += 1
+            print(f"[{done}/{len(names)}] {outcome['name']}: {outcome['line']}", flush=True)
+            if not outcome["produced"]:
+                worst = max(worst, int(outcome["exit_code"]))
+    index = report.update_index(args.output)
+    print(f"index: {index}")
+    return worst
+
+
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    from rknb import conformance
+
+    options: dict[str, Any] = {}
+    if args.semantics is not None:
+        options["semantics"] = int(args.semantics)
+    summary = conformance.run_area(args.area, args.paths, **options)
+    failed = list(getattr(summary, "failed", None) or getattr(summary, "failures", None) or [])
+    format_case = getattr(conformance, "format_case", str)
+    for case in failed:
+        print(format_case(case))
+    print(summary.closing_line())
+    return report.EXIT_FINDINGS if failed else report.EXIT_OK
+
+
+_COMMANDS = {
+    "list": _cmd_list,
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+    "conformance": _cmd_conformance,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rknb`` command line; return its exit code."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return _COMMANDS[args.command](args)
+    except RunError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RknbError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return report.EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
