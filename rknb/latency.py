@@ -38,7 +38,14 @@ __all__ = [
     "error_ratio",
     "evaluate_availability_slo",
     "find_error_regressions",
+    "find_incidents",
     "find_regressions",
+    "headline",
+    "marker_events",
+    "regressions_frame",
+    "request_totals",
+    "verdict_sentence",
+    "Incident",
     "latency_quantiles",
     "multiwindow_alerts",
 ]
@@ -155,8 +162,12 @@ class SloReport:
     budget_consumed: float
     #: 1 − budget_consumed; negative once the SLO is missed.
     budget_remaining: float
-    #: Whether the budget is not exhausted (for a full period: attainment ≥ target).
+    #: Whether the history met the target (attainment ≥ target, i.e. burn rate ≤ 1):
+    #: a history that burns faster than the budget allows is not on track, even
+    #: while some of the period's budget remains.
     met: bool
+    #: Whether the history already used more than the whole period's budget.
+    budget_exhausted: bool
     #: Mean burn rate over the history: error ratio / error budget.
     burn_rate: float
 
@@ -217,7 +228,8 @@ def evaluate_availability_slo(
         budget_consumed=consumed,
         budget_remaining=1.0 - consumed,
         # 1 − 0.999 is not exactly 0.001: allow float noise at the boundary.
-        met=consumed <= 1.0 + 1e-9,
+        met=burn <= 1.0 + 1e-9,
+        budget_exhausted=consumed > 1.0 + 1e-9,
         burn_rate=burn,
     )
 
@@ -664,3 +676,191 @@ def attribute(event_time: datetime | pd.Timestamp, markers: pd.DataFrame) -> Mar
         first_ready=row["first_ready"],
         delay_s=(moment - row["first_ready"]).total_seconds(),
     )
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An interval where latency, errors or both regressed, merged from both signals."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    #: Which signals regressed: ``"latency"``, ``"errors"`` or both.
+    signals: tuple[str, ...]
+    peak_p95_s: float
+    peak_error_ratio: float
+    baseline_p95_s: float
+    baseline_error_ratio: float
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from start to end."""
+        return (self.end - self.start).total_seconds()
+
+
+def find_incidents(
+    p95: pd.Series,
+    ratio: pd.Series,
+    *,
+    factor: float,
+    baseline_window_s: float,
+    min_duration_s: float,
+    min_error_ratio: float = 0.002,
+) -> list[Incident]:
+    """Return latency and error regressions merged where they overlap, earliest first.
+
+    An error burst and a latency rise caused by the same release usually start
+    minutes apart; reporting them as one incident that starts at the earlier
+    signal is what an on-call engineer wants to read.
+
+    Parameters
+    ----------
+    p95
+        The p95 latency series in seconds.
+    ratio
+        The error-ratio series (:func:`error_ratio`).
+    factor
+        How many times its rolling baseline a signal must reach.
+    baseline_window_s
+        Length of the preceding window whose median is the baseline.
+    min_duration_s
+        Shortest regression reported per signal.
+    min_error_ratio
+        The error-ratio threshold's floor (a baseline of 0 would flag any error).
+    """
+    found: list[tuple[str, Regression]] = [
+        ("latency", r)
+        for r in find_regressions(p95, baseline_window_s=baseline_window_s,
+                                  min_duration_s=min_duration_s, factor=factor)
+    ]
+    found += [
+        ("errors", r)
+        for r in find_error_regressions(ratio, baseline_window_s=baseline_window_s,
+                                        min_duration_s=min_duration_s, factor=factor,
+                                        min_error_ratio=min_error_ratio)
+    ]
+    found.sort(key=lambda item: item[1].start)
+
+    merged: list[list[Any]] = []  # [start, end, signals, [regressions]]
+    for signal, reg in found:
+        if merged and reg.start <= merged[-1][1]:
+            last = merged[-1]
+            last[1] = max(last[1], reg.end)
+            last[2].add(signal)
+            last[3].append((signal, reg))
+        else:
+            merged.append([reg.start, reg.end, {signal}, [(signal, reg)]])
+
+    incidents = []
+    for begin, finish, signals, members in merged:
+        inside_p95 = p95[(p95.index >= begin) & (p95.index < finish)]
+        inside_ratio = ratio[(ratio.index >= begin) & (ratio.index < finish)]
+        baselines = {sig: reg.baseline_value for sig, reg in members}
+        incidents.append(
+            Incident(
+                start=begin,
+                end=finish,
+                signals=tuple(sorted(signals)),
+                peak_p95_s=float(inside_p95.max()) if len(inside_p95) else math.nan,
+                peak_error_ratio=float(inside_ratio.max()) if len(inside_ratio) else math.nan,
+                baseline_p95_s=baselines.get("latency", math.nan),
+                baseline_error_ratio=baselines.get("errors", math.nan),
+            )
+        )
+    return incidents
+
+
+def request_totals(
+    request_increase: pd.DataFrame, *, error_statuses: Sequence[str] = ("error",)
+) -> tuple[float, float]:
+    """Return (requests, errors) from an instant ``request_increase`` answer by status."""
+    if request_increase.empty:
+        return 0.0, 0.0
+    values = request_increase.groupby("status")["value"].sum()
+    errors = float(values[values.index.isin(list(error_statuses))].sum())
+    return float(values.sum()), errors
+
+
+def marker_events(markers: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:
+    """Return (time, label) pairs for charting deploy markers (``rev 3``)."""
+    return [(row.first_ready, f"rev {row.revision}") for row in markers.itertuples()]
+
+
+def regressions_frame(incidents: Sequence[Incident], markers: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per incident with the revision live at its start."""
+    rows = []
+    for incident in incidents:
+        culprit = attribute(incident.start, markers)
+        rows.append(
+            {
+                "start": incident.start,
+                "end": incident.end,
+                "minutes": round(incident.duration_s / 60, 1),
+                "signals": ", ".join(incident.signals),
+                "peak p95 (s)": round(incident.peak_p95_s, 3),
+                "peak error ratio": round(incident.peak_error_ratio, 4),
+                "revision live at start": culprit.revision if culprit else None,
+                "minutes after it became ready": (
+                    round(culprit.delay_s / 60, 1) if culprit else None
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def verdict_sentence(slo: SloReport) -> str:
+    """Return one sentence saying whether the SLO was met, with the numbers."""
+    verb = "met" if slo.met else "missed"
+    return (
+        f"Availability SLO {slo.target:.3%} {verb}: attainment {slo.attainment:.3%} "
+        f"over the window, burn rate {slo.burn_rate:.2f}."
+    )
+
+
+def headline(
+    slo: SloReport,
+    overall: pd.Series,
+    incidents: Sequence[Incident],
+    culprit: Marker | None,
+    exhaustion: datetime | None,
+) -> str:
+    """Return the notebook's headline as Markdown: verdict, latency, budget, incident."""
+    lines = [f"**{verdict_sentence(slo)}**", ""]
+    lines.append(
+        f"- Latency over the window: p50 {overall.get(0.5, math.nan) * 1000:.0f} ms, "
+        f"p95 {overall.get(0.95, math.nan) * 1000:.0f} ms, "
+        f"p99 {overall.get(0.99, math.nan) * 1000:.0f} ms."
+    )
+    lines.append(
+        f"- {slo.errors:,.0f} errors in {slo.requests:,.0f} requests; error budget "
+        f"{slo.error_budget:.3%} of requests, {slo.budget_consumed:.0%} of the period's budget "
+        f"consumed, {slo.budget_remaining:.0%} remaining."
+    )
+    if slo.history_s < slo.period_s:
+        lines.append(
+            f"- The window covers {slo.history_s / 86400:.1f} of the SLO period's "
+            f"{slo.period_s / 86400:.0f} days: attainment is the window's, and the remaining "
+            "budget is the period's budget minus what the window consumed."
+        )
+    if exhaustion is not None:
+        lines.append(f"- At this burn rate the budget runs out on {exhaustion:%Y-%m-%d %H:%M} UTC.")
+    if incidents:
+        first = incidents[0]
+        text = (
+            f"- {len(incidents)} regression(s). The first began {first.start:%Y-%m-%d %H:%M} UTC "
+            f"and lasted {first.duration_s / 60:.0f} min ({', '.join(first.signals)}): "
+            f"p95 up to {first.peak_p95_s * 1000:.0f} ms, error ratio up to "
+            f"{first.peak_error_ratio:.2%}."
+        )
+        if culprit is not None:
+            images = ", ".join(culprit.images)
+            text += (
+                f" It started {culprit.delay_s / 60:.1f} min after revision {culprit.revision} "
+                f"({images}) became ready."
+            )
+        lines.append(text)
+    else:
+        lines.append("- No latency or error regression stood out from its baseline.")
+    return "\n".join(lines)

@@ -34,6 +34,7 @@ __all__ = [
     "Run",
     "finish",
     "record",
+    "show",
     "start",
 ]
 
@@ -60,7 +61,12 @@ class Run:
         return self.metrics.query_range(query, self._selector(selector), self.window)
 
     def query_instant(
-        self, query: str, *, at: datetime | None = None, window_s: float | None = None, **selector: Any
+        self,
+        query: str,
+        *,
+        at: datetime | None = None,
+        window_s: float | None = None,
+        **selector: Any,
     ) -> pd.DataFrame:
         """Return a catalog query at one instant (the window's end by default)."""
         moment = at if at is not None else self.window.end
@@ -68,7 +74,7 @@ class Run:
             query, self._selector(selector), moment, window_s=window_s
         )
 
-    def list(self, kind: str, namespace: str | None | Literal["*"] = None) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str | Literal["*"] | None = None) -> list[dict[str, Any]]:
         """Return objects of a kind in the run's namespace, or in all (``"*"``)."""
         if namespace == "*":
             return self.objects.list(kind, None)
@@ -77,16 +83,15 @@ class Run:
     def _selector(self, overrides: Mapping[str, Any]) -> Selector:
         if not overrides:
             return self.selector
-        fields = {
-            "namespace": self.selector.namespace,
-            "workload": self.selector.workload,
-            "container": self.selector.container,
-            "labels": self.selector.labels,
-        }
-        fields.update(overrides)
-        if isinstance(fields["labels"], Mapping):
-            fields["labels"] = tuple(sorted(fields["labels"].items()))
-        return Selector(**fields)
+        labels = overrides.get("labels", self.selector.labels)
+        if isinstance(labels, Mapping):
+            labels = tuple(sorted(labels.items()))
+        return Selector(
+            namespace=overrides.get("namespace", self.selector.namespace),
+            workload=overrides.get("workload", self.selector.workload),
+            container=overrides.get("container", self.selector.container),
+            labels=labels,
+        )
 
 
 def start(
@@ -136,8 +141,12 @@ def start(
     )
     if window.step_s < 1:
         raise ParameterError("step", f"must be at least 1s, got {step!r}")
-    log.info("window %s .. %s step %ss", format_time(window.start), format_time(window.end),
-             window.step_s)
+    log.info(
+        "window %s .. %s step %ss",
+        format_time(window.start),
+        format_time(window.end),
+        window.step_s,
+    )
     selector = Selector(namespace=namespace or None, workload=workload or None)
     return Run(metrics, objects, selector, window, now, prometheus, cluster)
 
@@ -181,6 +190,16 @@ def record(
         payload["findings"] = findings
     _display({RESULTS_MIME: payload})
     return payload
+
+
+def show(markdown: str) -> None:
+    """Display Markdown text (a notebook's headline)."""
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(markdown)
+        return
+    display(Markdown(markdown))
 
 
 def finish() -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "bar_chart", "mark_events", "time_series", "new_figure"]
+__all__ = ["PALETTE", "bar_chart", "mark_events", "new_figure", "time_series"]
 
 PALETTE = ["#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666"]
 _EVENT_COLOR = "#b2182b"
@@ -27,8 +27,9 @@ _THRESHOLD_COLOR = "#444444"
 
 def new_figure(*, rows: int = 1, height: float = 3.6, width: float = 10.0) -> tuple[Figure, Any]:
     """Return a figure and its axes in the house size and style."""
-    fig, axes = plt.subplots(rows, 1, figsize=(width, height * rows), dpi=100, squeeze=True,
-                             sharex=rows > 1)
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(width, height * rows), dpi=100, squeeze=True, sharex=rows > 1
+    )
     for ax in axes if rows > 1 else [axes]:
         _style_axes(ax)
     return fig, axes
@@ -81,8 +82,13 @@ def time_series(
         else:
             ax.plot(x, values.to_numpy(), label=label, color=color, linewidth=1.2)
     if threshold is not None:
-        ax.axhline(threshold, color=_THRESHOLD_COLOR, linestyle="--", linewidth=1,
-                   label=threshold_label or None)
+        ax.axhline(
+            threshold,
+            color=_THRESHOLD_COLOR,
+            linestyle="--",
+            linewidth=1,
+            label=threshold_label or None,
+        )
     mark_events(ax, events)
     if logy:
         ax.set_yscale("log")
@@ -103,9 +109,18 @@ def mark_events(ax: Axes, events: Iterable[tuple[datetime, str]]) -> None:
     for moment, label in events:
         x = mdates.date2num(pd.Timestamp(moment).tz_convert("UTC").tz_localize(None))
         ax.axvline(x, color=_EVENT_COLOR, linewidth=0.9, alpha=0.8)
-        ax.annotate(label, xy=(x, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                    fontsize=7, color=_EVENT_COLOR, ha="right", va="top",
-                    xytext=(-2, -2), textcoords="offset points")
+        ax.annotate(
+            label,
+            xy=(x, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=7,
+            color=_EVENT_COLOR,
+            ha="right",
+            va="top",
+            xytext=(-2, -2),
+            textcoords="offset points",
+        )
 
 
 def bar_chart(

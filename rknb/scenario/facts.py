@@ -275,6 +275,19 @@ def build_facts(sim: Simulation, store: SeriesStore, other_pods: list[PodLife]) 
         )
     )
 
+    total_errors, total_requests = float(errors.sum()), float(errors.sum() + success.sum())
+    add(
+        Fact(
+            "slo.availability",
+            "Share of the service's requests that succeeded over the 14 days",
+            "latency_analysis",
+            None,
+            1.0 - total_errors / total_requests,
+            "ratio",
+            {"requests": total_requests, "errors": total_errors},
+        )
+    )
+
     # Memory: the leak, the OOM kill, the liveness restart.
     oom_pod, live_pod = _restarted(sim, "OOMKilled"), _restarted(sim, "Error")
     oom_at = next(at for at, r, _ in oom_pod.restarts if r == "OOMKilled")

@@ -86,6 +86,17 @@ def test_slo_over_a_full_period_is_missed_at_burn_rate_two() -> None:
     assert report.met is False
 
 
+def test_slo_burning_faster_than_budget_is_missed_though_budget_remains() -> None:
+    # 1500 errors in 1e6 requests over 14 of 30 days: burn 1.5, consumed 1.5 x 14/30 = 0.7.
+    report = latency.evaluate_availability_slo(
+        1_000_000, 1500, target=0.999, period_s=30 * DAY_S, history_s=14 * DAY_S
+    )
+    assert report.burn_rate == pytest.approx(1.5)
+    assert report.budget_remaining == pytest.approx(0.3)
+    assert report.met is False
+    assert report.budget_exhausted is False
+
+
 def test_slo_exactly_at_target_is_met_despite_float_noise() -> None:
     # 1 - 0.999 is 0.0010000000000000009 in float64; one error in 1000 is exactly at target.
     report = latency.evaluate_availability_slo(
