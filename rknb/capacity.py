@@ -30,8 +30,23 @@ __all__ = [
     "BacktestResult",
     "Forecast",
     "SimpleSettings",
+    "NodePlan",
+    "ReplicaPlan",
     "backtest",
+    "backtest_rolling",
+    "capacity_runs_out",
+    "forecast_headline",
+    "node_plan",
+    "nodes_headline",
+    "peak_of_limit",
+    "pod_series",
+    "replica_plan",
+    "sizing_headline",
+    "workload_demand",
     "forecast_peak",
+    "node_shape",
+    "oom_kills",
+    "pod_requests",
     "nodes_needed",
     "pack_nodes",
     "parse_quantity",
@@ -731,3 +746,315 @@ def nodes_needed(
     if spare_nodes < 0:
         raise ParameterError("spare_nodes", f"cannot be negative, got {spare_nodes}")
     return pack_nodes([*pod_requests, *surge_requests], node_allocatable) + spare_nodes
+
+
+# --------------------------------------------------------------------------- events, inventory
+
+
+def oom_kills(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
+    """Return the container restarts that were OOM kills: namespace, pod, container, time.
+
+    A restart is a rise of the kubelet's restart counter between two samples;
+    it was an OOM kill when the container's last termination reason reads
+    ``OOMKilled`` at that sample (kube-state-metrics keeps the reason until the
+    next termination).
+
+    Parameters
+    ----------
+    restarts
+        The ``container_restarts`` answer (raw counter per container) over the window.
+    oom_killed
+        The ``container_oom_killed`` answer (1 while the last termination was an OOM kill).
+    """
+    keys = ["namespace", "pod", "container"]
+    columns = [*keys, "time", "restarts"]
+    if restarts.empty:
+        return pd.DataFrame(columns=columns)
+    reasons = {
+        key: group.set_index("timestamp")["value"]
+        for key, group in oom_killed.groupby(keys)
+    } if not oom_killed.empty else {}
+
+    rows = []
+    for key, group in restarts.groupby(keys):
+        counts = group.set_index("timestamp")["value"].sort_index()
+        rises = counts.diff()
+        for moment, rise in rises[rises > 0].items():
+            flag = reasons.get(key)
+            if flag is not None and float(flag.get(moment, 0.0)) >= 1.0:
+                rows.append([*key, moment, int(rise)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def capacity_runs_out(forecast: pd.Series, capacity: float) -> pd.Timestamp | None:
+    """Return the first forecast hour whose value exceeds ``capacity``, or None."""
+    over = forecast[forecast > capacity]
+    return None if over.empty else over.index[0]
+
+
+def pod_requests(pods: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """Return each pod's summed container requests as ``(cpu_cores, memory_bytes)``.
+
+    Pods that have finished (phase Succeeded or Failed) hold no requests.
+    """
+    out = []
+    for pod in pods:
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        cpu = memory = 0.0
+        for container in pod.get("spec", {}).get("containers", []):
+            requests = container.get("resources", {}).get("requests", {})
+            cpu += parse_quantity(requests.get("cpu", 0), name="cpu request")
+            memory += parse_quantity(requests.get("memory", 0), name="memory request")
+        out.append((cpu, memory))
+    return out
+
+
+def node_shape(nodes: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """Return the most common node allocatable ``(cpu_cores, memory_bytes)``.
+
+    Bin packing assumes one node shape; the most common one is what a node
+    group adds when it scales out. Ties go to the smaller shape.
+    """
+    shapes = []
+    for node in nodes:
+        allocatable = node.get("status", {}).get("allocatable", {})
+        if "cpu" in allocatable and "memory" in allocatable:
+            shapes.append((parse_quantity(allocatable["cpu"], name="allocatable cpu"),
+                           parse_quantity(allocatable["memory"], name="allocatable memory")))
+    if not shapes:
+        raise NoDataError("no Node reports allocatable cpu and memory; give node shapes as "
+                          "parameters instead")
+    counts: dict[tuple[float, float], int] = {}
+    for shape in shapes:
+        counts[shape] = counts.get(shape, 0) + 1
+    return max(sorted(counts), key=lambda shape: (counts[shape], -shape[0], -shape[1]))
+
+
+# --------------------------------------------------------------------------- plans for the notebook
+
+
+def workload_demand(usage: pd.DataFrame, *, workload: str) -> pd.Series:
+    """Return a workload's total usage per timestamp (summed over its pods and containers)."""
+    mine = usage[usage["pod"].map(workload_of_pod) == workload]
+    if mine.empty:
+        raise NoDataError(f"no usage series for workload {workload!r}; check the workload name",
+                          selector=workload)
+    return mine.groupby("timestamp")["value"].sum().sort_index().rename(workload)
+
+
+def pod_series(usage: pd.DataFrame, *, workload: str) -> dict[str, pd.Series]:
+    """Return one series per pod of a workload (summed over its containers), by pod name."""
+    mine = usage[usage["pod"].map(workload_of_pod) == workload]
+    return {
+        str(pod): group.groupby("timestamp")["value"].sum().sort_index()
+        for pod, group in mine.groupby("pod")
+    }
+
+
+def backtest_rolling(
+    demand: pd.Series, *, horizon_days: float, min_history_days: float = 7
+) -> BacktestResult:
+    """Return :func:`backtest` with an origin every day once ``min_history_days`` are known.
+
+    The last origin leaves a whole horizon of actual demand after it.
+    """
+    first, last = demand.index.min(), demand.index.max()
+    origin = (first + pd.Timedelta(days=min_history_days)).ceil("D")
+    origins = []
+    while origin + pd.Timedelta(days=horizon_days) <= last:
+        origins.append(origin)
+        origin += pd.Timedelta(days=1)
+    if not origins:
+        raise NoDataError(
+            f"a backtest needs {min_history_days + horizon_days:g} days of demand, "
+            f"got {(last - first) / pd.Timedelta(days=1):.1f}"
+        )
+    return backtest(demand, origins, horizon_days)
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """Replicas the forecast peak needs, against what the autoscaler may use."""
+
+    #: Replicas at the forecast peak, at the target utilization.
+    replicas: int
+    #: Replicas at the forecast's upper bound.
+    replicas_upper: int
+    current_replicas: int
+    #: The HPA's maxReplicas (None without an HPA).
+    max_replicas: int | None
+    #: CPU the workload can use at maxReplicas and the target utilization.
+    capacity_cores: float | None
+    #: The first forecast hour above that capacity (None: it holds over the horizon).
+    runs_out: pd.Timestamp | None
+
+
+def replica_plan(
+    forecast: Forecast,
+    *,
+    cpu_request_cores: float,
+    target_utilization: float,
+    current_replicas: int,
+    max_replicas: int | None,
+) -> ReplicaPlan:
+    """Return the replicas a forecast needs and when maxReplicas stops being enough.
+
+    Parameters
+    ----------
+    forecast
+        A CPU-demand forecast in cores (:func:`forecast_peak`).
+    cpu_request_cores
+        CPU requested by one replica (all its containers).
+    target_utilization
+        The autoscaler's target as a fraction (0.7).
+    current_replicas
+        Replicas running now.
+    max_replicas
+        The HPA's maxReplicas, or None without an HPA.
+    """
+    def needed(cores: float) -> int:
+        return replicas_needed(cores, cpu_request_cores=cpu_request_cores,
+                               target_utilization=target_utilization)
+
+    capacity = None if max_replicas is None else max_replicas * cpu_request_cores * target_utilization
+    return ReplicaPlan(
+        replicas=needed(forecast.peak),
+        replicas_upper=needed(forecast.upper),
+        current_replicas=current_replicas,
+        max_replicas=max_replicas,
+        capacity_cores=capacity,
+        runs_out=None if capacity is None else capacity_runs_out(forecast.forecast, capacity),
+    )
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """Nodes needed for every pod at the forecast peak, with surge and spare nodes."""
+
+    nodes_today: int
+    #: Nodes first-fit decreasing needs for today's pods alone.
+    nodes_for_pods_today: int
+    #: Nodes needed at the peak: pods, extra replicas, one surge, plus spare nodes.
+    nodes_needed: int
+    spare_nodes: int
+    surge_pods: int
+    extra_replicas: int
+
+    @property
+    def short_by(self) -> int:
+        """Nodes missing at the peak (0 when today's nodes suffice)."""
+        return max(0, self.nodes_needed - self.nodes_today)
+
+
+def node_plan(
+    requests: Sequence[tuple[float, float]],
+    shape: tuple[float, float],
+    *,
+    target: Mapping[str, Any],
+    extra_replicas: int,
+    spare_nodes: int,
+    nodes_today: int,
+) -> NodePlan:
+    """Return the nodes today's pods plus the forecast's extra replicas need.
+
+    Parameters
+    ----------
+    requests
+        ``(cpu_cores, memory_bytes)`` of every running pod (:func:`pod_requests`).
+    shape
+        The node allocatable to pack onto (:func:`node_shape`).
+    target
+        The Deployment whose replicas grow; its pod template gives the extra pods'
+        requests and its strategy the rolling-update surge.
+    extra_replicas
+        Replicas to add at the peak (negative counts as 0).
+    spare_nodes
+        Nodes kept free so that losing that many still fits everything.
+    nodes_today
+        Nodes the cluster has now.
+    """
+    template_pod = {"spec": target.get("spec", {}).get("template", {}).get("spec", {})}
+    per_replica = pod_requests([template_pod])[0]
+    extra = max(0, extra_replicas)
+    replicas = int(target.get("spec", {}).get("replicas", 1)) + extra
+    strategy = target.get("spec", {}).get("strategy", {})
+    surge = 0
+    if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+        surge = surge_pods(replicas, strategy.get("rollingUpdate", {}).get("maxSurge", "25%"))
+    needed = nodes_needed([*requests, *([per_replica] * extra)], shape, spare_nodes=spare_nodes,
+                          surge_requests=[per_replica] * surge)
+    return NodePlan(
+        nodes_today=nodes_today,
+        nodes_for_pods_today=pack_nodes(requests, shape),
+        nodes_needed=needed,
+        spare_nodes=spare_nodes,
+        surge_pods=surge,
+        extra_replicas=extra,
+    )
+
+
+def peak_of_limit(sizing: pd.DataFrame, workload: str) -> float:
+    """Return a workload's highest memory peak as a fraction of its container's limit."""
+    rows = sizing[sizing["workload"] == workload]
+    ratios = rows["memory_max_bytes"] / rows["memory_limit_bytes_current"]
+    return float(ratios.max()) if len(ratios) else math.nan
+
+
+def sizing_headline(sizing: pd.DataFrame, kills: pd.DataFrame) -> str:
+    """Return the right-sizing headline as Markdown."""
+    lines = []
+    counts = sizing["verdict"].value_counts()
+    lines.append(
+        f"**{len(sizing)} containers: "
+        + ", ".join(f"{counts[v]} {v}" for v in ("at-risk", "under-provisioned",
+                                                  "over-provisioned", "no-request", "ok")
+                    if v in counts)
+        + ".**"
+    )
+    lines.append("")
+    for row in sizing[sizing["verdict"] != "ok"].itertuples():
+        lines.append(f"- `{row.namespace}/{row.workload}/{row.container}`: {row.verdict} "
+                     f"({row.reasons}).")
+    for kill in kills.itertuples():
+        lines.append(f"- OOM kill: `{kill.namespace}/{kill.pod}` container `{kill.container}` "
+                     f"at {kill.time:%Y-%m-%d %H:%M} UTC.")
+    return "\n".join(lines)
+
+
+def forecast_headline(
+    forecast: Forecast, plan: ReplicaPlan, check: BacktestResult, *, weeks: int
+) -> str:
+    """Return the forecast and replica headline as Markdown."""
+    lines = [
+        f"**Peak CPU demand in the next {weeks} weeks: {forecast.peak:.2f} cores "
+        f"(95 % interval {forecast.lower:.2f}–{forecast.upper:.2f}) on "
+        f"{forecast.peak_time:%Y-%m-%d %H:00} UTC, needing {plan.replicas} replicas "
+        f"({plan.replicas_upper} at the upper bound).**",
+        "",
+        f"- Trend: {forecast.trend_per_day:+.3f} cores per day.",
+    ]
+    if plan.max_replicas is not None:
+        if plan.runs_out is None:
+            lines.append(f"- maxReplicas {plan.max_replicas} holds over the whole horizon.")
+        else:
+            lines.append(f"- maxReplicas {plan.max_replicas} runs out on "
+                         f"{plan.runs_out:%Y-%m-%d %H:00} UTC.")
+    better = "beats" if check.mape < check.naive_mape else "does not beat"
+    lines.append(
+        f"- Backtest: mean error {check.mape:.1%} against {check.naive_mape:.1%} for the naive "
+        f"'same hour last week' forecast; the model {better} it."
+    )
+    return "\n".join(lines)
+
+
+def nodes_headline(plan: NodePlan, shape: tuple[float, float]) -> str:
+    """Return the node headline as Markdown."""
+    cpu, memory = shape
+    verdict = ("enough" if plan.short_by == 0 else f"{plan.short_by} node(s) short")
+    return (
+        f"**Nodes at the peak: {plan.nodes_needed} of {cpu:g} cores / {memory / 2**30:.1f} GiB "
+        f"allocatable ({plan.nodes_today} today: {verdict}).** That packs today's pods "
+        f"({plan.nodes_for_pods_today} nodes), {plan.extra_replicas} extra replica(s), "
+        f"{plan.surge_pods} surge pod(s) and {plan.spare_nodes} spare node(s)."
+    )

@@ -30,7 +30,16 @@ import pandas as pd
 
 from rknb.errors import ParameterError
 
-__all__ = ["HpaConfig", "ReplaySummary", "compare", "replay", "summarize"]
+__all__ = [
+    "HpaConfig",
+    "ReplaySummary",
+    "compare",
+    "headline",
+    "replay",
+    "scale_events",
+    "summarize",
+    "with_changes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -285,3 +294,73 @@ def compare(a: ReplaySummary, b: ReplaySummary) -> pd.DataFrame:
     table["better"] = np.where(table["delta"] < 0, "b", np.where(table["delta"] > 0, "a", "="))
     table.index.name = "figure"
     return table
+
+
+def scale_events(replicas: pd.Series) -> pd.DataFrame:
+    """Return each change of a replica-count series: ``time``, ``from``, ``to``, ``direction``.
+
+    The series is typically ``hpa_desired_replicas`` or ``deployment_replicas``
+    from kube-state-metrics; missing samples are skipped, not read as zero.
+    """
+    values = replicas.dropna().sort_index()
+    previous = values.shift(1)
+    changed = values[(previous.notna()) & (values != previous)]
+    return pd.DataFrame(
+        {
+            "time": changed.index,
+            "from": previous[changed.index].astype(int).to_numpy(),
+            "to": changed.astype(int).to_numpy(),
+            "direction": np.where(changed.to_numpy() > previous[changed.index].to_numpy(),
+                                  "up", "down"),
+        }
+    )
+
+
+def with_changes(
+    config: HpaConfig,
+    *,
+    min_replicas: int = 0,
+    max_replicas: int = 0,
+    target_utilization: float = 0.0,
+    scale_down_stabilization_s: float = -1.0,
+) -> HpaConfig:
+    """Return a candidate config: the given settings replaced, zero (or -1 s) meaning unchanged."""
+    return HpaConfig(
+        min_replicas=min_replicas or config.min_replicas,
+        max_replicas=max_replicas or config.max_replicas,
+        target_utilization=target_utilization or config.target_utilization,
+        tolerance=config.tolerance,
+        scale_down_stabilization_s=(
+            scale_down_stabilization_s
+            if scale_down_stabilization_s >= 0
+            else config.scale_down_stabilization_s
+        ),
+        scale_up_stabilization_s=config.scale_up_stabilization_s,
+        sync_period_s=config.sync_period_s,
+    )
+
+
+def headline(
+    current: ReplaySummary, candidate: ReplaySummary, observed: pd.DataFrame, *,
+    current_config: HpaConfig, candidate_config: HpaConfig,
+) -> str:
+    """Return the tuning headline as Markdown: what happened, and current vs candidate."""
+    ups = int((observed["direction"] == "up").sum()) if len(observed) else 0
+    downs = len(observed) - ups
+    hours_delta = candidate.replica_hours - current.replica_hours
+    above_delta = candidate.fraction_above_target - current.fraction_above_target
+    lines = [
+        f"**Observed: {ups} scale-ups and {downs} scale-downs. Replayed with the current config "
+        f"(target {current_config.target_utilization:.0%}, {current_config.min_replicas}.."
+        f"{current_config.max_replicas}): {current.replica_hours:,.0f} replica-hours, "
+        f"{current.fraction_above_target:.1%} of the time above target, peak "
+        f"{current.peak_replicas} replicas.**",
+        "",
+        f"- Candidate (target {candidate_config.target_utilization:.0%}, "
+        f"{candidate_config.min_replicas}..{candidate_config.max_replicas}, scale-down window "
+        f"{candidate_config.scale_down_stabilization_s:.0f} s): "
+        f"{candidate.replica_hours:,.0f} replica-hours ({hours_delta:+,.0f}), "
+        f"{candidate.fraction_above_target:.1%} above target ({above_delta:+.1%}), "
+        f"{candidate.flaps} flaps against {current.flaps}, peak {candidate.peak_replicas}.",
+    ]
+    return "\n".join(lines)

@@ -27,16 +27,21 @@ from rknb.errors import ParameterError, RknbError
 
 __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
+    "Change",
     "HASH_LABEL",
     "REVISION_ANNOTATION",
-    "Change",
     "Revision",
     "RevisionError",
     "RollbackPlan",
     "RolloutStrategy",
     "Timeline",
     "TimelineStep",
+    "diff_frame",
     "estimate_pod_ready_s",
+    "find_deployment",
+    "headline",
+    "timeline_series",
+    "history_frame",
     "parse_int_or_percent",
     "plan_rollback",
     "predict_rollout",
@@ -800,3 +805,95 @@ def plan_rollback(
         restore_commands=restore,
         warnings=warnings,
     )
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def history_frame(history: Sequence[Revision], *, now: datetime) -> pd.DataFrame:
+    """Return the history as ``kubectl rollout history`` lists it, with images and age."""
+    rows = [
+        {
+            "revision": r.revision,
+            "current": r.is_current,
+            "images": ", ".join(f"{c}={i}" for c, i in sorted(r.images.items())),
+            "change-cause": r.change_cause or "<none>",
+            "replicaset": r.replicaset,
+            "replicas": r.replicas,
+            "age": _age(now, r.created),
+        }
+        for r in history
+    ]
+    return pd.DataFrame(rows, columns=["revision", "current", "images", "change-cause",
+                                       "replicaset", "replicas", "age"])
+
+
+def _age(now: datetime, created: datetime | None) -> str:
+    if created is None:
+        return "<unknown>"
+    seconds = max(0, int((now - created).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{rest // 60}m" if hours else f"{rest // 60}m"
+
+
+def diff_frame(changes: Sequence[Change]) -> pd.DataFrame:
+    """Return a template diff as a table: path, current value, value after the rollback."""
+    return pd.DataFrame(
+        [{"path": c.path, "current": c.before, "after rollback": c.after} for c in changes],
+        columns=["path", "current", "after rollback"],
+    )
+
+
+def headline(plan: RollbackPlan) -> str:
+    """Return the drill plan's headline as Markdown."""
+    timeline = plan.timeline
+    dip = timeline.min_available < timeline.replicas
+    lines = []
+    if plan.history_available and plan.target is not None and plan.current is not None:
+        lines.append(
+            f"**Rolling `{plan.namespace}/{plan.deployment}` back from revision "
+            f"{plan.current.revision} to revision {plan.target.revision}: {plan.result}; "
+            f"{len(plan.diff)} change(s) to the pod template.**"
+        )
+    else:
+        lines.append(f"**No rollout history: {plan.reason}**")
+    lines.append("")
+    lines.append(
+        f"- Predicted rollout: {timeline.duration_s:.0f} s in {timeline.waves} wave(s) of "
+        f"{timeline.strategy} (surge {timeline.surge}, unavailable {timeline.unavailable}); "
+        f"at least {timeline.min_available} of {timeline.replicas} replicas available "
+        + ("throughout." if not dip else "— capacity dips during the rollout.")
+    )
+    if not timeline.within_progress_deadline:
+        lines.append("- The rollout would exceed the progress deadline: "
+                     "the Deployment would be marked as failing to progress.")
+    lines.extend(f"- Warning: {w}" for w in plan.warnings)
+    return "\n".join(lines)
+
+
+def find_deployment(
+    deployments: Sequence[Mapping[str, Any]], name: str, namespace: str | None = None
+) -> Mapping[str, Any]:
+    """Return the Deployment called ``name`` (in ``namespace`` when given), or say what exists."""
+    for deployment in deployments:
+        meta = _meta(deployment)
+        if meta.get("name") == name and (not namespace or meta.get("namespace") == namespace):
+            return deployment
+    known = ", ".join(sorted(f"{_meta(d).get('namespace')}/{_meta(d).get('name')}"
+                             for d in deployments)) or "none"
+    where = f" in namespace {namespace!r}" if namespace else ""
+    raise ParameterError(
+        "workload", f"no Deployment {name!r}{where}; the Deployments found are: {known}"
+    )
+
+
+def timeline_series(steps: pd.DataFrame, *, start: datetime) -> dict[str, pd.Series]:
+    """Return old, new and available pods of a timeline as series over wall-clock time."""
+    index = pd.DatetimeIndex([pd.Timestamp(start) + pd.Timedelta(seconds=t) for t in steps["t_s"]])
+    return {
+        column: pd.Series(steps[column].to_numpy(), index=index)
+        for column in ("old", "new", "available")
+    }

@@ -21,7 +21,18 @@ from rknb.audit.model import (
     Violation,
     selector_matches,
 )
-from rknb.audit.output import findings_frame, severity_counts, to_json, to_text
+from rknb.audit.output import (
+    at_or_above,
+    finding_record,
+    findings_frame,
+    headline,
+    objects_frame,
+    severity_counts,
+    skipped_frame,
+    to_json,
+    to_text,
+    verdict,
+)
 from rknb.audit.registry import RULES, get_rules, rule
 from rknb.audit.rules.containers import looks_secret
 
@@ -38,7 +49,13 @@ __all__ = [
     "Rule",
     "Skipped",
     "Violation",
+    "at_or_above",
     "audit",
+    "finding_record",
+    "skipped_frame",
+    "headline",
+    "objects_frame",
+    "verdict",
     "findings_frame",
     "get_rules",
     "looks_secret",

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from rknb.audit.model import SEVERITIES, AuditReport, Finding
+from rknb.errors import ParameterError
 
-__all__ = ["FINDING_COLUMNS", "findings_frame", "severity_counts", "to_json", "to_text"]
+__all__ = [
+    "FINDING_COLUMNS",
+    "at_or_above",
+    "finding_record",
+    "skipped_frame",
+    "findings_frame",
+    "headline",
+    "objects_frame",
+    "severity_counts",
+    "to_json",
+    "to_text",
+    "verdict",
+]
 
 FINDING_COLUMNS = [
     "rule_id",
@@ -93,3 +107,98 @@ def to_text(report: AuditReport) -> str:
         for s in report.skipped:
             lines.append(f"    {s.kind}/{s.namespace or '-'}/{s.name}: {s.reason}")
     return "\n".join(lines) + "\n"
+
+
+def at_or_above(report: AuditReport, severity: str) -> list[Finding]:
+    """Return the unsuppressed findings at ``severity`` or worse."""
+    if severity not in SEVERITIES:
+        raise ParameterError(
+            "fail_on", f"unknown severity {severity!r}; choose one of {', '.join(SEVERITIES)}"
+        )
+    worst_first = list(SEVERITIES)
+    cutoff = worst_first.index(severity)
+    return [f for f in report.findings if worst_first.index(f.severity) <= cutoff]
+
+
+def verdict(report: AuditReport, fail_on: str) -> tuple[str, str]:
+    """Return ``("pass"|"fail", sentence)``: fail when a finding is at or above ``fail_on``."""
+    blocking = at_or_above(report, fail_on)
+    if blocking:
+        return "fail", (
+            f"{len(blocking)} finding(s) at {fail_on} severity or worse; score "
+            f"{report.score:.0f}/100."
+        )
+    return "pass", f"No finding at {fail_on} severity or worse; score {report.score:.0f}/100."
+
+
+def objects_frame(report: AuditReport) -> pd.DataFrame:
+    """Return the per-object breakdown (worst score first): checks, failed, counts, score."""
+    rows = [
+        {
+            "kind": o.kind,
+            "namespace": o.namespace,
+            "name": o.name,
+            "checks": o.checks,
+            "failed": o.failed,
+            **{s: o.findings.get(s, 0) for s in SEVERITIES},
+            "score": round(o.score, 1),
+        }
+        for o in report.objects
+    ]
+    frame = pd.DataFrame(rows, columns=["kind", "namespace", "name", "checks", "failed",
+                                        *SEVERITIES, "score"])
+    return frame.sort_values(["score", "kind", "namespace", "name"]).reset_index(drop=True)
+
+
+def headline(report: AuditReport, fail_on: str) -> str:
+    """Return the audit's headline as Markdown: verdict, score, counts, skipped objects."""
+    status, sentence = verdict(report, fail_on)
+    counts = severity_counts(report)
+    lines = [
+        f"**{'PASS' if status == 'pass' else 'FAIL'}: {sentence}**",
+        "",
+        "- Findings by severity: "
+        + ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s]) + "."
+        if report.findings else "- No findings.",
+        f"- {len(report.objects)} objects checked against {len(report.rules)} rules; "
+        f"{len(report.suppressed)} finding(s) suppressed, {len(report.skipped)} object(s) "
+        "skipped.",
+    ]
+    worst = sorted(report.objects, key=lambda o: o.score)[:3]
+    if worst and worst[0].failed:
+        lines.append(
+            "- Worst: "
+            + "; ".join(f"{o.kind} `{o.namespace}/{o.name}` {o.score:.0f}/100" for o in worst
+                        if o.failed)
+            + "."
+        )
+    return "\n".join(lines)
+
+
+def finding_record(finding: Finding) -> dict[str, Any]:
+    """Return one finding as a JSON-ready dict for ``results.json`` (no secret values)."""
+    return {column: getattr(finding, column) for column in FINDING_COLUMNS}
+
+
+def skipped_frame(report: AuditReport, unread: Sequence[Any] = ()) -> pd.DataFrame:
+    """Return what was not checked: objects the audit skipped and documents never loaded.
+
+    Parameters
+    ----------
+    report
+        The audit report (its ``skipped`` objects).
+    unread
+        Documents a manifest source skipped (anything with ``path``, ``line``,
+        ``kind``, ``name`` and ``reason``).
+    """
+    rows = [
+        {"where": "audit", "kind": s.kind, "namespace": s.namespace, "name": s.name,
+         "reason": s.reason}
+        for s in report.skipped
+    ]
+    rows += [
+        {"where": f"{d.path}:{d.line}", "kind": d.kind, "namespace": None, "name": d.name,
+         "reason": d.reason}
+        for d in unread
+    ]
+    return pd.DataFrame(rows, columns=["where", "kind", "namespace", "name", "reason"])

@@ -1,0 +1,144 @@
+# %% [markdown]
+# # Latency, errors and the SLO
+#
+# For the engineer on call and the service's owners: what were p50, p95 and p99
+# latency over the window, did the service meet its availability SLO, how fast is
+# the error budget burning, and which release moved the numbers. Latency comes from
+# the service's request-duration histogram with Prometheus's own interpolation;
+# releases come from the Deployment's ReplicaSet revisions.
+
+# %% tags=["parameters"]
+prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
+cluster: str = "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+namespace: str = "reasonkit"  # namespace of the service
+workload: str = "reasonkit-pro-mcp"  # Deployment whose traffic is analysed
+report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
+start: str = "now-14d"  # window start: ISO 8601 with offset, or relative to report_time
+end: str = "now"  # window end
+step: str = "1m"  # resolution of the time series
+slo_target: float = 0.999  # availability SLO: the fraction of requests that must succeed
+slo_period: str = "30d"  # the period the error budget is counted over
+regression_factor: float = 2.0  # a value this many times its rolling baseline is a regression
+baseline_window: str = "6h"  # how far back the rolling baseline looks
+min_regression: str = "10m"  # shorter excursions are noise, not regressions
+
+# %%
+import rknb.notebook as nb
+from rknb import latency, plots
+from rknb.times import parse_duration
+
+run = nb.start(prometheus=prometheus, cluster=cluster, namespace=namespace, workload=workload,
+               report_time=report_time, start=start, end=end, step=step)
+
+# %% [markdown]
+# ## Data
+
+# %%
+buckets = run.query_range("request_duration_bucket_rate")
+requests = run.query_range("request_rate")
+window_buckets = run.query_instant("request_duration_bucket_increase",
+                                   window_s=run.window.duration_s)
+window_requests = run.query_instant("request_increase", window_s=run.window.duration_s)
+markers = latency.deploy_markers(run.list("ReplicaSet"), run.query_range("replicaset_ready_replicas"))
+
+# %% [markdown]
+# ## The answer
+
+# %%
+quantiles = latency.latency_quantiles(buckets).pivot(index="timestamp", columns="quantile",
+                                                   values="value_s")
+overall = latency.latency_quantiles(window_buckets).set_index("quantile")["value_s"]
+ratio = latency.error_ratio(requests)
+total, errors = latency.request_totals(window_requests)
+slo = latency.evaluate_availability_slo(
+    total, errors, target=slo_target, period_s=parse_duration(slo_period, name="slo_period"),
+    history_s=min(run.window.duration_s, parse_duration(slo_period, name="slo_period")))
+exhaustion = latency.budget_exhaustion(slo.budget_remaining, slo.burn_rate,
+                                       period_s=slo.period_s, now=run.window.end)
+regressions = latency.find_incidents(
+    quantiles[0.95], ratio, factor=regression_factor,
+    baseline_window_s=parse_duration(baseline_window, name="baseline_window"),
+    min_duration_s=parse_duration(min_regression, name="min_regression"))
+culprit = latency.attribute(regressions[0].start, markers) if regressions else None
+
+nb.show(latency.headline(slo, overall, regressions, culprit, exhaustion))
+nb.record(
+    verdict="pass" if slo.met else "fail",
+    summary=latency.verdict_sentence(slo),
+    p50_s=overall[0.5], p95_s=overall[0.95], p99_s=overall[0.99],
+    requests=total, errors=errors, error_ratio=errors / total if total else None,
+    slo_target=slo.target, slo_attainment=slo.attainment, error_budget=slo.error_budget,
+    budget_consumed=slo.budget_consumed, budget_remaining=slo.budget_remaining,
+    burn_rate=slo.burn_rate, history_shorter_than_period=slo.history_s < slo.period_s,
+    budget_exhausted_at=exhaustion.isoformat() if exhaustion else None,
+    regressions=len(regressions),
+    regression_start=regressions[0].start.isoformat() if regressions else None,
+    regression_end=regressions[0].end.isoformat() if regressions else None,
+    regression_peak_p95_s=regressions[0].peak_p95_s if regressions else None,
+    regression_revision=culprit.revision if culprit else None,
+    regression_delay_after_ready_s=culprit.delay_s if culprit else None,
+)
+
+# %% [markdown]
+# ## Latency over time
+#
+# Quantiles of the request-duration histogram per step, interpolated inside buckets
+# the way Prometheus's `histogram_quantile` does; red lines mark the moments a
+# ReplicaSet revision's first pod became ready.
+
+# %%
+events = latency.marker_events(markers)
+plots.time_series({f"p{int(q * 100)}": quantiles[q] for q in quantiles.columns},
+                  title="Request latency quantiles", ylabel="latency (s)", events=events,
+                  logy=True);
+
+# %%
+plots.time_series({"error ratio": ratio}, title="Error ratio (errors / requests)",
+                  ylabel="ratio", events=events, threshold=1 - slo_target,
+                  threshold_label=f"error budget ({1 - slo_target:.2%})");
+
+# %% [markdown]
+# ## Error budget
+#
+# Burn rate is the error ratio divided by the budget `1 - target`: at 1 the budget
+# lasts exactly the SLO period. The SRE Workbook pages when both the long and the
+# short window of a pair burn faster than the pair's factor.
+
+# %%
+burn = latency.burn_rate(requests, target=slo_target, window_s=3600, step_s=run.window.step_s)
+plots.time_series({"burn rate (1h)": burn}, title="Error-budget burn rate, 1 h window",
+                  ylabel="burn rate (x budget)", events=events, threshold=14.4,
+                  threshold_label="fast-burn page (14.4)");
+
+# %%
+pages = latency.multiwindow_alerts(requests, target=slo_target, step_s=run.window.step_s)
+nb.record(fast_burn_pages=len(pages))
+pages
+
+# %% [markdown]
+# ## Regressions and releases
+
+# %%
+latency.regressions_frame(regressions, markers)
+
+# %%
+markers
+
+# %% [markdown]
+# ## Method
+#
+# - **Quantiles**: `histogram_quantile` over `sum by (le) (rate(<histogram>_bucket[5m]))`,
+#   computed by rknb with Prometheus's rules (bucket interpolation, the `+Inf` bucket,
+#   monotonicity repair); the window's figures use the buckets' increase over the whole
+#   window.
+# - **Availability**: successful requests over all requests from the service's request
+#   counter by `status`, over the window. When the window is shorter than the SLO period
+#   the attainment and budget consumed are those of the window, and the remaining budget
+#   is the period's budget minus what the window consumed.
+# - **Regressions**: a step where p95 latency or the error ratio exceeds
+#   `regression_factor` times the median of the preceding `baseline_window`, for at
+#   least `min_regression`. A regression is attributed to the newest revision whose
+#   first pod became ready before it started.
+
+# %%
+nb.finish()
