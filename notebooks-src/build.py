@@ -34,8 +34,10 @@ def build(source: Path) -> str:
             return
         text = "\n".join(lines).strip("\n")
         if kind == "markdown":
-            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#")
-                             for line in text.splitlines())
+            text = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#")
+                for line in text.splitlines()
+            )
             cell = nbformat.v4.new_markdown_cell(text)
         else:
             cell = nbformat.v4.new_code_cell(text)

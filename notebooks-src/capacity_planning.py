@@ -8,7 +8,9 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
-cluster: str = "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+cluster: str = (
+    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+)
 namespace: str = ""  # namespace to right-size; empty: every namespace
 workload: str = "reasonkit-pro-mcp"  # Deployment whose peak demand is forecast
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
@@ -25,11 +27,16 @@ import pandas as pd
 import rknb.notebook as nb
 from rknb import capacity, hpa, plots
 
-run = nb.start(prometheus=prometheus, cluster=cluster, namespace=namespace, workload=workload,
-               report_time=report_time, start=start, end=end, step=step)
-
-# %% [markdown]
-# ## Data
+run = nb.start(
+    prometheus=prometheus,
+    cluster=cluster,
+    namespace=namespace,
+    workload=workload,
+    report_time=report_time,
+    start=start,
+    end=end,
+    step=step,
+)
 
 # %%
 cpu = run.query_range("container_cpu_cores", workload=None)
@@ -38,8 +45,11 @@ restarts = run.query_range("container_restarts", workload=None)
 oom_flags = run.query_range("container_oom_killed", workload=None)
 workloads = run.list("Deployment") + run.list("StatefulSet") + run.list("DaemonSet")
 target = next(d for d in run.list("Deployment", "*") if d["metadata"]["name"] == workload)
-hpas = [h for h in run.list("HorizontalPodAutoscaler", target["metadata"]["namespace"])
-        if h["spec"]["scaleTargetRef"]["name"] == workload]
+hpas = [
+    h
+    for h in run.list("HorizontalPodAutoscaler", target["metadata"]["namespace"])
+    if h["spec"]["scaleTargetRef"]["name"] == workload
+]
 nodes = run.list("Node")
 pods = run.list("Pod", "*")
 
@@ -47,40 +57,54 @@ pods = run.list("Pod", "*")
 # ## Right-sizing
 
 # %%
-usage = pd.concat([capacity.usage_percentiles(cpu, resource="cpu"),
-                   capacity.usage_percentiles(memory, resource="memory")])
+usage = pd.concat(
+    [
+        capacity.usage_percentiles(cpu, resource="cpu"),
+        capacity.usage_percentiles(memory, resource="memory"),
+    ]
+)
 current = capacity.requests_and_limits(workloads)
 recommended = capacity.recommend(strategy, cpu, memory)
 sizing = capacity.rightsizing(usage, current, recommended)
 kills = capacity.oom_kills(restarts, oom_flags)
 nb.show(capacity.sizing_headline(sizing, kills))
-sizing[["namespace", "workload", "container", "verdict", "reasons", "cpu_p95_cores",
-        "cpu_request_cores_current", "cpu_request_cores_recommended", "memory_max_bytes",
-        "memory_request_bytes_current", "memory_limit_bytes_current",
-        "memory_request_bytes_recommended"]]
+capacity.sizing_table(sizing)
 
 # %%
 plots.bar_chart(
     [f"{r.workload}/{r.container}" for r in sizing.itertuples()],
-    {"CPU p95 used": sizing["cpu_p95_cores"], "CPU requested": sizing["cpu_request_cores_current"],
-     "recommended": sizing["cpu_request_cores_recommended"]},
-    title="CPU: used (p95) against requested and recommended", ylabel="cores", horizontal=True);
+    {
+        "CPU p95 used": sizing["cpu_p95_cores"],
+        "CPU requested": sizing["cpu_request_cores_current"],
+        "recommended": sizing["cpu_request_cores_recommended"],
+    },
+    title="CPU: used (p95) against requested and recommended",
+    ylabel="cores",
+    horizontal=True,
+);
 
 # %%
 plots.bar_chart(
     [f"{r.workload}/{r.container}" for r in sizing.itertuples()],
-    {"memory peak": sizing["memory_max_bytes"] / 2**20,
-     "requested": sizing["memory_request_bytes_current"] / 2**20,
-     "limit": sizing["memory_limit_bytes_current"] / 2**20},
-    title="Memory: peak working set against request and limit", ylabel="MiB", horizontal=True);
+    {
+        "memory peak": sizing["memory_max_bytes"] / 2**20,
+        "requested": sizing["memory_request_bytes_current"] / 2**20,
+        "limit": sizing["memory_limit_bytes_current"] / 2**20,
+    },
+    title="Memory: peak working set against request and limit",
+    ylabel="MiB",
+    horizontal=True,
+);
 
 # %%
-service_memory = capacity.pod_series(memory, workload=workload)
-plots.time_series(service_memory, title=f"{workload}: working set per pod", ylabel="bytes",
-                  threshold=float(current.loc[current.workload == workload,
-                                              "memory_limit_bytes"].max()),
-                  threshold_label="memory limit",
-                  events=[(k.time, f"OOM {k.pod[-5:]}") for k in kills.itertuples()]);
+plots.time_series(
+    capacity.pod_envelope(memory, workload=workload),
+    title=f"{workload}: working set across its pods",
+    ylabel="bytes",
+    threshold=float(current.loc[current.workload == workload, "memory_limit_bytes"].max()),
+    threshold_label="memory limit",
+    events=[(k.time, f"OOM {k.pod[-5:]}") for k in kills.itertuples()],
+)
 kills
 
 # %% [markdown]
@@ -93,42 +117,60 @@ check = capacity.backtest_rolling(demand, horizon_days=2)
 autoscaler = hpa.HpaConfig.from_object(hpas[0]) if hpas else None
 request_cores = float(current.loc[current.workload == workload, "cpu_request_cores"].sum())
 plan = capacity.replica_plan(
-    forecast, cpu_request_cores=request_cores, current_replicas=target["spec"].get("replicas", 1),
+    forecast,
+    cpu_request_cores=request_cores,
+    current_replicas=target["spec"].get("replicas", 1),
     target_utilization=autoscaler.target_utilization if autoscaler else 0.7,
-    max_replicas=autoscaler.max_replicas if autoscaler else None)
+    max_replicas=autoscaler.max_replicas if autoscaler else None,
+)
 nb.show(capacity.forecast_headline(forecast, plan, check, weeks=forecast_weeks))
 
 # %%
-plots.time_series({"hourly peak (observed)": forecast.hourly_peaks,
-                   "forecast": forecast.forecast},
-                  title=f"{workload}: CPU demand, hourly peaks and forecast", ylabel="cores",
-                  threshold=plan.capacity_cores, threshold_label="capacity at maxReplicas");
+plots.time_series(
+    {"hourly peak (observed)": forecast.hourly_peaks, "forecast": forecast.forecast},
+    title=f"{workload}: CPU demand, hourly peaks and forecast",
+    ylabel="cores",
+    threshold=plan.capacity_cores,
+    threshold_label="capacity at maxReplicas",
+);
 
 # %% [markdown]
 # ## Nodes
 
 # %%
 shape = capacity.node_shape(nodes)
-nodes_plan = capacity.node_plan(capacity.pod_requests(pods), shape, target=target,
-                                extra_replicas=plan.replicas - plan.current_replicas,
-                                spare_nodes=spare_nodes, nodes_today=len(nodes))
+nodes_plan = capacity.node_plan(
+    capacity.pod_requests(pods),
+    shape,
+    target=target,
+    extra_replicas=plan.replicas - plan.current_replicas,
+    spare_nodes=spare_nodes,
+    nodes_today=len(nodes),
+)
 nb.show(capacity.nodes_headline(nodes_plan, shape))
 
 # %%
 over = sizing[sizing.verdict == "over-provisioned"]
 nb.record(
-    containers=len(sizing), over_provisioned=len(over),
+    containers=len(sizing),
+    over_provisioned=len(over),
     over_provisioned_workloads=", ".join(sorted(set(over.workload))),
     at_risk=int((sizing.verdict == "at-risk").sum()),
-    oom_kills=len(kills), oom_killed_pods=", ".join(sorted(set(kills.pod))),
+    oom_kills=len(kills),
+    oom_killed_pods=", ".join(sorted(set(kills.pod))),
     memory_peak_of_limit=float(capacity.peak_of_limit(sizing, workload)),
-    forecast_peak_cores=forecast.peak, forecast_peak_time=forecast.peak_time.isoformat(),
-    forecast_lower_cores=forecast.lower, forecast_upper_cores=forecast.upper,
+    forecast_peak_cores=forecast.peak,
+    forecast_peak_time=forecast.peak_time.isoformat(),
+    forecast_lower_cores=forecast.lower,
+    forecast_upper_cores=forecast.upper,
     trend_cores_per_day=forecast.trend_per_day,
-    backtest_mape=check.mape, naive_mape=check.naive_mape,
-    replicas_at_peak=plan.replicas, max_replicas=plan.max_replicas,
+    backtest_mape=check.mape,
+    naive_mape=check.naive_mape,
+    replicas_at_peak=plan.replicas,
+    max_replicas=plan.max_replicas,
     max_replicas_run_out=plan.runs_out.isoformat() if plan.runs_out is not None else None,
-    nodes_today=len(nodes), nodes_needed=nodes_plan.nodes_needed,
+    nodes_today=len(nodes),
+    nodes_needed=nodes_plan.nodes_needed,
     nodes_run_out=nodes_plan.short_by > 0,
 )
 

@@ -9,7 +9,9 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics (unused by the audit; kept so schedules set it uniformly)
-cluster: str = "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+cluster: str = (
+    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+)
 namespace: str = ""  # namespace to audit; empty: every namespace
 workload: str = ""  # unused: the audit covers every workload in the namespace
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
@@ -23,8 +25,16 @@ import rknb.notebook as nb
 from rknb import audit, plots
 from rknb.sources.base import SUPPORTED_KINDS
 
-run = nb.start(prometheus=prometheus, cluster=cluster, namespace=namespace, workload=workload,
-               report_time=report_time, start=start, end=end, step=step)
+run = nb.start(
+    prometheus=prometheus,
+    cluster=cluster,
+    namespace=namespace,
+    workload=workload,
+    report_time=report_time,
+    start=start,
+    end=end,
+    step=step,
+)
 
 # %%
 objects = [obj for kind in SUPPORTED_KINDS for obj in run.list(kind)]
@@ -37,26 +47,35 @@ report = audit.audit(objects)
 status, summary = audit.verdict(report, fail_on)
 nb.show(audit.headline(report, fail_on))
 counts = audit.severity_counts(report)
-nb.record(verdict=status, summary=summary, score=report.score, findings_total=len(report.findings),
-          suppressed=len(report.suppressed), skipped=len(report.skipped),
-          objects_checked=len(report.objects), fail_on=fail_on,
-          **{f"findings_{s}": n for s, n in counts.items()},
-          findings=[audit.finding_record(f) for f in report.findings])
+nb.record(
+    verdict=status,
+    summary=summary,
+    score=report.score,
+    findings_total=len(report.findings),
+    suppressed=len(report.suppressed),
+    skipped=len(report.skipped),
+    objects_checked=len(report.objects),
+    fail_on=fail_on,
+    **{f"findings_{s}": n for s, n in counts.items()},
+    findings=[audit.finding_record(f) for f in report.findings],
+)
 
 # %% [markdown]
 # ## Findings, worst first
 
 # %%
-table = audit.findings_frame(report)
-table[["severity", "rule_id", "kind", "namespace", "name", "container", "alert", "message",
-       "remediation"]]
+audit.findings_table(report)
 
 # %%
 breakdown = audit.objects_frame(report)
 failing = breakdown[breakdown.failed > 0]
-plots.bar_chart([f"{r.kind}/{r.name}" for r in failing.itertuples()],
-                {s: failing[s] for s in audit.SEVERITIES if failing[s].any()},
-                title="Findings per object, by severity", ylabel="findings", horizontal=True);
+plots.bar_chart(
+    [f"{r.kind}/{r.name}" for r in failing.itertuples()],
+    {s: failing[s] for s in audit.SEVERITIES if failing[s].any()},
+    title="Findings per object, by severity",
+    ylabel="findings",
+    horizontal=True,
+);
 
 # %% [markdown]
 # ## Every object
@@ -69,7 +88,8 @@ breakdown
 
 # %%
 audit.findings_frame(report, include_suppressed=True).query("suppressed")[
-    ["rule_id", "kind", "namespace", "name", "suppressed_reason"]]
+    ["rule_id", "kind", "namespace", "name", "suppressed_reason"]
+]
 
 # %%
 audit.skipped_frame(report, getattr(run.objects, "skipped", []))

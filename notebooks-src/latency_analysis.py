@@ -9,7 +9,9 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
-cluster: str = "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+cluster: str = (
+    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+)
 namespace: str = "reasonkit"  # namespace of the service
 workload: str = "reasonkit-pro-mcp"  # Deployment whose traffic is analysed
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
@@ -27,49 +29,74 @@ import rknb.notebook as nb
 from rknb import latency, plots
 from rknb.times import parse_duration
 
-run = nb.start(prometheus=prometheus, cluster=cluster, namespace=namespace, workload=workload,
-               report_time=report_time, start=start, end=end, step=step)
-
-# %% [markdown]
-# ## Data
+run = nb.start(
+    prometheus=prometheus,
+    cluster=cluster,
+    namespace=namespace,
+    workload=workload,
+    report_time=report_time,
+    start=start,
+    end=end,
+    step=step,
+)
 
 # %%
 buckets = run.query_range("request_duration_bucket_rate")
 requests = run.query_range("request_rate")
-window_buckets = run.query_instant("request_duration_bucket_increase",
-                                   window_s=run.window.duration_s)
+window_buckets = run.query_instant(
+    "request_duration_bucket_increase", window_s=run.window.duration_s
+)
 window_requests = run.query_instant("request_increase", window_s=run.window.duration_s)
-markers = latency.deploy_markers(run.list("ReplicaSet"), run.query_range("replicaset_ready_replicas"))
+markers = latency.deploy_markers(
+    run.list("ReplicaSet"), run.query_range("replicaset_ready_replicas")
+)
 
 # %% [markdown]
 # ## The answer
 
 # %%
-quantiles = latency.latency_quantiles(buckets).pivot(index="timestamp", columns="quantile",
-                                                   values="value_s")
+quantiles = latency.latency_quantiles(buckets).pivot(
+    index="timestamp", columns="quantile", values="value_s"
+)
 overall = latency.latency_quantiles(window_buckets).set_index("quantile")["value_s"]
 ratio = latency.error_ratio(requests)
 total, errors = latency.request_totals(window_requests)
 slo = latency.evaluate_availability_slo(
-    total, errors, target=slo_target, period_s=parse_duration(slo_period, name="slo_period"),
-    history_s=min(run.window.duration_s, parse_duration(slo_period, name="slo_period")))
-exhaustion = latency.budget_exhaustion(slo.budget_remaining, slo.burn_rate,
-                                       period_s=slo.period_s, now=run.window.end)
+    total,
+    errors,
+    target=slo_target,
+    period_s=parse_duration(slo_period, name="slo_period"),
+    history_s=min(run.window.duration_s, parse_duration(slo_period, name="slo_period")),
+)
+exhaustion = latency.budget_exhaustion(
+    slo.budget_remaining, slo.burn_rate, period_s=slo.period_s, now=run.window.end
+)
 regressions = latency.find_incidents(
-    quantiles[0.95], ratio, factor=regression_factor,
+    quantiles[0.95],
+    ratio,
+    factor=regression_factor,
     baseline_window_s=parse_duration(baseline_window, name="baseline_window"),
-    min_duration_s=parse_duration(min_regression, name="min_regression"))
+    min_duration_s=parse_duration(min_regression, name="min_regression"),
+)
 culprit = latency.attribute(regressions[0].start, markers) if regressions else None
 
 nb.show(latency.headline(slo, overall, regressions, culprit, exhaustion))
 nb.record(
     verdict="pass" if slo.met else "fail",
     summary=latency.verdict_sentence(slo),
-    p50_s=overall[0.5], p95_s=overall[0.95], p99_s=overall[0.99],
-    requests=total, errors=errors, error_ratio=errors / total if total else None,
-    slo_target=slo.target, slo_attainment=slo.attainment, error_budget=slo.error_budget,
-    budget_consumed=slo.budget_consumed, budget_remaining=slo.budget_remaining,
-    burn_rate=slo.burn_rate, history_shorter_than_period=slo.history_s < slo.period_s,
+    p50_s=overall[0.5],
+    p95_s=overall[0.95],
+    p99_s=overall[0.99],
+    requests=total,
+    errors=errors,
+    error_ratio=errors / total if total else None,
+    slo_target=slo.target,
+    slo_attainment=slo.attainment,
+    error_budget=slo.error_budget,
+    budget_consumed=slo.budget_consumed,
+    budget_remaining=slo.budget_remaining,
+    burn_rate=slo.burn_rate,
+    history_shorter_than_period=slo.history_s < slo.period_s,
     budget_exhausted_at=exhaustion.isoformat() if exhaustion else None,
     regressions=len(regressions),
     regression_start=regressions[0].start.isoformat() if regressions else None,
@@ -88,14 +115,39 @@ nb.record(
 
 # %%
 events = latency.marker_events(markers)
-plots.time_series({f"p{int(q * 100)}": quantiles[q] for q in quantiles.columns},
-                  title="Request latency quantiles", ylabel="latency (s)", events=events,
-                  logy=True);
+plots.time_series(
+    {f"p{int(q * 100)}": quantiles[q] for q in quantiles.columns},
+    title="Request latency quantiles",
+    ylabel="latency (s)",
+    events=events,
+    logy=True,
+);
 
 # %%
-plots.time_series({"error ratio": ratio}, title="Error ratio (errors / requests)",
-                  ylabel="ratio", events=events, threshold=1 - slo_target,
-                  threshold_label=f"error budget ({1 - slo_target:.2%})");
+plots.time_series(
+    {"error ratio": ratio},
+    title="Error ratio (errors / requests)",
+    ylabel="ratio",
+    events=events,
+    threshold=1 - slo_target,
+    threshold_label=f"error budget ({1 - slo_target:.2%})",
+);
+
+# %% [markdown]
+# ## The first regression, close up
+
+# %%
+if regressions:
+    around = latency.around(quantiles, regressions[0], margin_s=3 * 3600)
+    plots.time_series(
+        {f"p{int(q * 100)}": around[q] for q in around.columns},
+        title="Latency quantiles around the first regression",
+        ylabel="latency (s)",
+        events=[e for e in events if around.index[0] <= e[0] <= around.index[-1]],
+        logy=True,
+    );
+else:
+    print("No regression to show.")
 
 # %% [markdown]
 # ## Error budget
@@ -106,9 +158,14 @@ plots.time_series({"error ratio": ratio}, title="Error ratio (errors / requests)
 
 # %%
 burn = latency.burn_rate(requests, target=slo_target, window_s=3600, step_s=run.window.step_s)
-plots.time_series({"burn rate (1h)": burn}, title="Error-budget burn rate, 1 h window",
-                  ylabel="burn rate (x budget)", events=events, threshold=14.4,
-                  threshold_label="fast-burn page (14.4)");
+plots.time_series(
+    {"burn rate (1h)": burn},
+    title="Error-budget burn rate, 1 h window",
+    ylabel="burn rate (x budget)",
+    events=events,
+    threshold=14.4,
+    threshold_label="fast-burn page (14.4)",
+);
 
 # %%
 pages = latency.multiwindow_alerts(requests, target=slo_target, step_s=run.window.step_s)

@@ -10,14 +10,16 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics (unused in plan mode; kept so schedules set it uniformly)
-cluster: str = "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+cluster: str = (
+    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
+)
 namespace: str = "reasonkit"  # namespace of the Deployment
 workload: str = "reasonkit-pro-mcp"  # the Deployment to roll back
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
 start: str = "now-14d"  # window start (unused in plan mode)
 end: str = "now"  # window end (unused in plan mode)
 step: str = "5m"  # resolution (unused in plan mode)
-to_revision: int = 0  # revision to roll back to; 0 = the previous one, as kubectl
+to_revision: int = 0  # revision to roll back to; 0 means the previous one, as kubectl
 pod_ready: str = ""  # time from pod creation to ready (e.g. "40s"); empty: from the readiness probe
 
 # %%
@@ -25,14 +27,25 @@ import rknb.notebook as nb
 from rknb import plots, rollout
 from rknb.times import parse_duration
 
-run = nb.start(prometheus=prometheus, cluster=cluster, namespace=namespace, workload=workload,
-               report_time=report_time, start=start, end=end, step=step)
+run = nb.start(
+    prometheus=prometheus,
+    cluster=cluster,
+    namespace=namespace,
+    workload=workload,
+    report_time=report_time,
+    start=start,
+    end=end,
+    step=step,
+)
 
 # %%
 deployment = rollout.find_deployment(run.list("Deployment"), workload, namespace)
-plan = rollout.plan_rollback(deployment, run.list("ReplicaSet"), to_revision,
-                             pod_ready_s=parse_duration(pod_ready, name="pod_ready")
-                             if pod_ready else None)
+plan = rollout.plan_rollback(
+    deployment,
+    run.list("ReplicaSet"),
+    to_revision,
+    pod_ready_s=parse_duration(pod_ready, name="pod_ready") if pod_ready else None,
+)
 
 # %% [markdown]
 # ## The answer
@@ -75,8 +88,14 @@ rollout.diff_frame(plan.diff)
 # %%
 steps = timeline.to_frame()
 series = rollout.timeline_series(steps, start=run.report_time)
-plots.time_series(series, title="Replicas during the predicted rollout", ylabel="pods", step=True,
-                  threshold=timeline.replicas, threshold_label="desired replicas");
+plots.time_series(
+    series,
+    title="Replicas during the predicted rollout",
+    ylabel="pods",
+    step=True,
+    threshold=timeline.replicas,
+    threshold_label="desired replicas",
+)
 steps
 
 # %% [markdown]

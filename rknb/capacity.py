@@ -29,33 +29,35 @@ __all__ = [
     "UNDER_PROVISIONED_USAGE_RATIO",
     "BacktestResult",
     "Forecast",
-    "SimpleSettings",
     "NodePlan",
     "ReplicaPlan",
+    "SimpleSettings",
     "backtest",
     "backtest_rolling",
     "capacity_runs_out",
     "forecast_headline",
-    "node_plan",
-    "nodes_headline",
-    "peak_of_limit",
-    "pod_series",
-    "replica_plan",
-    "sizing_headline",
-    "workload_demand",
     "forecast_peak",
+    "node_plan",
     "node_shape",
-    "oom_kills",
-    "pod_requests",
+    "nodes_headline",
     "nodes_needed",
+    "oom_kills",
     "pack_nodes",
     "parse_quantity",
+    "peak_of_limit",
+    "pod_envelope",
+    "pod_requests",
+    "pod_series",
     "recommend",
+    "replica_plan",
     "replicas_needed",
     "requests_and_limits",
     "rightsizing",
+    "sizing_headline",
+    "sizing_table",
     "surge_pods",
     "usage_percentiles",
+    "workload_demand",
     "workload_of_pod",
 ]
 
@@ -770,10 +772,11 @@ def oom_kills(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
     columns = [*keys, "time", "restarts"]
     if restarts.empty:
         return pd.DataFrame(columns=columns)
-    reasons = {
-        key: group.set_index("timestamp")["value"]
-        for key, group in oom_killed.groupby(keys)
-    } if not oom_killed.empty else {}
+    reasons = (
+        {key: group.set_index("timestamp")["value"] for key, group in oom_killed.groupby(keys)}
+        if not oom_killed.empty
+        else {}
+    )
 
     rows = []
     for key, group in restarts.groupby(keys):
@@ -820,11 +823,16 @@ def node_shape(nodes: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
     for node in nodes:
         allocatable = node.get("status", {}).get("allocatable", {})
         if "cpu" in allocatable and "memory" in allocatable:
-            shapes.append((parse_quantity(allocatable["cpu"], name="allocatable cpu"),
-                           parse_quantity(allocatable["memory"], name="allocatable memory")))
+            shapes.append(
+                (
+                    parse_quantity(allocatable["cpu"], name="allocatable cpu"),
+                    parse_quantity(allocatable["memory"], name="allocatable memory"),
+                )
+            )
     if not shapes:
-        raise NoDataError("no Node reports allocatable cpu and memory; give node shapes as "
-                          "parameters instead")
+        raise NoDataError(
+            "no Node reports allocatable cpu and memory; give node shapes as parameters instead"
+        )
     counts: dict[tuple[float, float], int] = {}
     for shape in shapes:
         counts[shape] = counts.get(shape, 0) + 1
@@ -838,8 +846,9 @@ def workload_demand(usage: pd.DataFrame, *, workload: str) -> pd.Series:
     """Return a workload's total usage per timestamp (summed over its pods and containers)."""
     mine = usage[usage["pod"].map(workload_of_pod) == workload]
     if mine.empty:
-        raise NoDataError(f"no usage series for workload {workload!r}; check the workload name",
-                          selector=workload)
+        raise NoDataError(
+            f"no usage series for workload {workload!r}; check the workload name", selector=workload
+        )
     return mine.groupby("timestamp")["value"].sum().sort_index().rename(workload)
 
 
@@ -913,11 +922,15 @@ def replica_plan(
     max_replicas
         The HPA's maxReplicas, or None without an HPA.
     """
-    def needed(cores: float) -> int:
-        return replicas_needed(cores, cpu_request_cores=cpu_request_cores,
-                               target_utilization=target_utilization)
 
-    capacity = None if max_replicas is None else max_replicas * cpu_request_cores * target_utilization
+    def needed(cores: float) -> int:
+        return replicas_needed(
+            cores, cpu_request_cores=cpu_request_cores, target_utilization=target_utilization
+        )
+
+    capacity = (
+        None if max_replicas is None else max_replicas * cpu_request_cores * target_utilization
+    )
     return ReplicaPlan(
         replicas=needed(forecast.peak),
         replicas_upper=needed(forecast.upper),
@@ -982,8 +995,12 @@ def node_plan(
     surge = 0
     if strategy.get("type", "RollingUpdate") == "RollingUpdate":
         surge = surge_pods(replicas, strategy.get("rollingUpdate", {}).get("maxSurge", "25%"))
-    needed = nodes_needed([*requests, *([per_replica] * extra)], shape, spare_nodes=spare_nodes,
-                          surge_requests=[per_replica] * surge)
+    needed = nodes_needed(
+        [*requests, *([per_replica] * extra)],
+        shape,
+        spare_nodes=spare_nodes,
+        surge_requests=[per_replica] * surge,
+    )
     return NodePlan(
         nodes_today=nodes_today,
         nodes_for_pods_today=pack_nodes(requests, shape),
@@ -1007,18 +1024,23 @@ def sizing_headline(sizing: pd.DataFrame, kills: pd.DataFrame) -> str:
     counts = sizing["verdict"].value_counts()
     lines.append(
         f"**{len(sizing)} containers: "
-        + ", ".join(f"{counts[v]} {v}" for v in ("at-risk", "under-provisioned",
-                                                  "over-provisioned", "no-request", "ok")
-                    if v in counts)
+        + ", ".join(
+            f"{counts[v]} {v}"
+            for v in ("at-risk", "under-provisioned", "over-provisioned", "no-request", "ok")
+            if v in counts
+        )
         + ".**"
     )
     lines.append("")
     for row in sizing[sizing["verdict"] != "ok"].itertuples():
-        lines.append(f"- `{row.namespace}/{row.workload}/{row.container}`: {row.verdict} "
-                     f"({row.reasons}).")
+        lines.append(
+            f"- `{row.namespace}/{row.workload}/{row.container}`: {row.verdict} ({row.reasons})."
+        )
     for kill in kills.itertuples():
-        lines.append(f"- OOM kill: `{kill.namespace}/{kill.pod}` container `{kill.container}` "
-                     f"at {kill.time:%Y-%m-%d %H:%M} UTC.")
+        lines.append(
+            f"- OOM kill: `{kill.namespace}/{kill.pod}` container `{kill.container}` "
+            f"at {kill.time:%Y-%m-%d %H:%M} UTC."
+        )
     return "\n".join(lines)
 
 
@@ -1038,8 +1060,9 @@ def forecast_headline(
         if plan.runs_out is None:
             lines.append(f"- maxReplicas {plan.max_replicas} holds over the whole horizon.")
         else:
-            lines.append(f"- maxReplicas {plan.max_replicas} runs out on "
-                         f"{plan.runs_out:%Y-%m-%d %H:00} UTC.")
+            lines.append(
+                f"- maxReplicas {plan.max_replicas} runs out on {plan.runs_out:%Y-%m-%d %H:00} UTC."
+            )
     better = "beats" if check.mape < check.naive_mape else "does not beat"
     lines.append(
         f"- Backtest: mean error {check.mape:.1%} against {check.naive_mape:.1%} for the naive "
@@ -1051,10 +1074,44 @@ def forecast_headline(
 def nodes_headline(plan: NodePlan, shape: tuple[float, float]) -> str:
     """Return the node headline as Markdown."""
     cpu, memory = shape
-    verdict = ("enough" if plan.short_by == 0 else f"{plan.short_by} node(s) short")
+    verdict = "enough" if plan.short_by == 0 else f"{plan.short_by} node(s) short"
     return (
         f"**Nodes at the peak: {plan.nodes_needed} of {cpu:g} cores / {memory / 2**30:.1f} GiB "
         f"allocatable ({plan.nodes_today} today: {verdict}).** That packs today's pods "
         f"({plan.nodes_for_pods_today} nodes), {plan.extra_replicas} extra replica(s), "
         f"{plan.surge_pods} surge pod(s) and {plan.spare_nodes} spare node(s)."
     )
+
+
+def pod_envelope(usage: pd.DataFrame, *, workload: str) -> dict[str, pd.Series]:
+    """Return the highest and the median value across a workload's pods at each timestamp.
+
+    One line per pod is unreadable once an autoscaler has churned through dozens
+    of pods; the envelope shows both the worst pod and the typical one.
+    """
+    per_pod = pod_series(usage, workload=workload)
+    if not per_pod:
+        raise NoDataError(f"no series for workload {workload!r}", selector=workload)
+    wide = pd.DataFrame(per_pod)
+    return {"highest pod": wide.max(axis=1), "median pod": wide.median(axis=1)}
+
+
+def sizing_table(sizing: pd.DataFrame) -> pd.DataFrame:
+    """Return :func:`rightsizing` in reading units: cores to 3 decimals, memory in MiB."""
+    mib = float(_MIB)
+    table = pd.DataFrame(
+        {
+            "workload": sizing["namespace"] + "/" + sizing["workload"],
+            "container": sizing["container"],
+            "verdict": sizing["verdict"],
+            "CPU p95 (cores)": sizing["cpu_p95_cores"].round(3),
+            "CPU request": sizing["cpu_request_cores_current"].round(3),
+            "CPU recommended": sizing["cpu_request_cores_recommended"].round(3),
+            "memory peak (MiB)": (sizing["memory_max_bytes"] / mib).round(0),
+            "memory request": (sizing["memory_request_bytes_current"] / mib).round(0),
+            "memory limit": (sizing["memory_limit_bytes_current"] / mib).round(0),
+            "memory recommended": (sizing["memory_request_bytes_recommended"] / mib).round(0),
+            "why": sizing["reasons"],
+        }
+    )
+    return table.set_index(["workload", "container"])

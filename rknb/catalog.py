@@ -27,14 +27,14 @@ from rknb.errors import ParameterError
 from rknb.times import format_duration
 
 __all__ = [
-    "Matcher",
-    "Selector",
-    "Query",
     "CATALOG",
+    "Matcher",
+    "Query",
+    "Selector",
+    "escape_label_value",
     "get_query",
     "load_catalog",
     "render_promql",
-    "escape_label_value",
 ]
 
 MatchOp = Literal["=", "!=", "=~", "!~"]

@@ -9,17 +9,17 @@ chained as ``__cause__``.
 from __future__ import annotations
 
 __all__ = [
-    "RknbError",
-    "ParameterError",
-    "SourceError",
-    "QueryError",
-    "NoDataError",
+    "BundleError",
     "ClusterError",
     "ManifestError",
-    "BundleError",
-    "ScenarioError",
-    "SafetyError",
+    "NoDataError",
+    "ParameterError",
+    "QueryError",
+    "RknbError",
     "RunError",
+    "SafetyError",
+    "ScenarioError",
+    "SourceError",
 ]
 
 

@@ -310,8 +310,9 @@ def scale_events(replicas: pd.Series) -> pd.DataFrame:
             "time": changed.index,
             "from": previous[changed.index].astype(int).to_numpy(),
             "to": changed.astype(int).to_numpy(),
-            "direction": np.where(changed.to_numpy() > previous[changed.index].to_numpy(),
-                                  "up", "down"),
+            "direction": np.where(
+                changed.to_numpy() > previous[changed.index].to_numpy(), "up", "down"
+            ),
         }
     )
 
@@ -341,8 +342,12 @@ def with_changes(
 
 
 def headline(
-    current: ReplaySummary, candidate: ReplaySummary, observed: pd.DataFrame, *,
-    current_config: HpaConfig, candidate_config: HpaConfig,
+    current: ReplaySummary,
+    candidate: ReplaySummary,
+    observed: pd.DataFrame,
+    *,
+    current_config: HpaConfig,
+    candidate_config: HpaConfig,
 ) -> str:
     """Return the tuning headline as Markdown: what happened, and current vs candidate."""
     ups = int((observed["direction"] == "up").sum()) if len(observed) else 0

@@ -28,9 +28,11 @@ __all__ = [
     "WORKBOOK_PAGE_PAIRS",
     "WORKBOOK_TICKET_PAIRS",
     "BurnRatePair",
+    "Incident",
     "Marker",
     "Regression",
     "SloReport",
+    "around",
     "attribute",
     "budget_exhaustion",
     "burn_rate",
@@ -41,13 +43,12 @@ __all__ = [
     "find_incidents",
     "find_regressions",
     "headline",
+    "latency_quantiles",
     "marker_events",
+    "multiwindow_alerts",
     "regressions_frame",
     "request_totals",
     "verdict_sentence",
-    "Incident",
-    "latency_quantiles",
-    "multiwindow_alerts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -732,14 +733,19 @@ def find_incidents(
     """
     found: list[tuple[str, Regression]] = [
         ("latency", r)
-        for r in find_regressions(p95, baseline_window_s=baseline_window_s,
-                                  min_duration_s=min_duration_s, factor=factor)
+        for r in find_regressions(
+            p95, baseline_window_s=baseline_window_s, min_duration_s=min_duration_s, factor=factor
+        )
     ]
     found += [
         ("errors", r)
-        for r in find_error_regressions(ratio, baseline_window_s=baseline_window_s,
-                                        min_duration_s=min_duration_s, factor=factor,
-                                        min_error_ratio=min_error_ratio)
+        for r in find_error_regressions(
+            ratio,
+            baseline_window_s=baseline_window_s,
+            min_duration_s=min_duration_s,
+            factor=factor,
+            min_error_ratio=min_error_ratio,
+        )
     ]
     found.sort(key=lambda item: item[1].start)
 
@@ -785,7 +791,10 @@ def request_totals(
 
 def marker_events(markers: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:
     """Return (time, label) pairs for charting deploy markers (``rev 3``)."""
-    return [(row.first_ready, f"rev {row.revision}") for row in markers.itertuples()]
+    return [
+        (pd.Timestamp(moment), f"rev {revision}")
+        for moment, revision in zip(markers["first_ready"], markers["revision"], strict=True)
+    ]
 
 
 def regressions_frame(incidents: Sequence[Incident], markers: pd.DataFrame) -> pd.DataFrame:
@@ -864,3 +873,10 @@ def headline(
     else:
         lines.append("- No latency or error regression stood out from its baseline.")
     return "\n".join(lines)
+
+
+def around(frame: pd.DataFrame, incident: Incident, *, margin_s: float) -> pd.DataFrame:
+    """Return the rows of a time-indexed frame from ``margin_s`` before to after an incident."""
+    margin = pd.Timedelta(seconds=margin_s)
+    index = pd.DatetimeIndex(frame.index)
+    return frame[(index >= incident.start - margin) & (index <= incident.end + margin)]

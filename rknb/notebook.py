@@ -130,6 +130,7 @@ def start(
     """
     _configure_logging()
     _configure_plots()
+    _configure_tables()
 
     metrics = open_metrics(prometheus)
     objects = open_objects(cluster)
@@ -167,8 +168,8 @@ def record(
     summary: str = "",
     findings: list[dict[str, Any]] | None = None,
     **figures: float | int | str | bool | None,
-) -> dict[str, Any]:
-    """Record headline figures (and a verdict) for ``results.json``; return what was recorded.
+) -> None:
+    """Record headline figures (and a verdict) for ``results.json``.
 
     Parameters
     ----------
@@ -189,7 +190,6 @@ def record(
     if findings is not None:
         payload["findings"] = findings
     _display({RESULTS_MIME: payload})
-    return payload
 
 
 def show(markdown: str) -> None:
@@ -215,7 +215,9 @@ def _json_scalar(name: str, value: Any) -> float | int | str | bool | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(name, f"a recorded figure must be a number or text, got {value!r}")
+        raise ParameterError(
+            name, f"a recorded figure must be a number or text, got {value!r}"
+        ) from None
     if math.isnan(number) or math.isinf(number):
         return None
     return int(number) if isinstance(value, int) else number
@@ -238,6 +240,13 @@ def _configure_logging() -> None:
         handler._rknb = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
+
+
+def _configure_tables() -> None:
+    # Findings and reasons are sentences: show them whole, and keep long tables short.
+    pd.set_option("display.max_colwidth", 300)
+    pd.set_option("display.max_rows", 60)
+    pd.set_option("display.precision", 4)
 
 
 def _configure_plots() -> None:

@@ -27,9 +27,9 @@ from rknb.errors import ParameterError, RknbError
 
 __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
-    "Change",
     "HASH_LABEL",
     "REVISION_ANNOTATION",
+    "Change",
     "Revision",
     "RevisionError",
     "RollbackPlan",
@@ -40,7 +40,6 @@ __all__ = [
     "estimate_pod_ready_s",
     "find_deployment",
     "headline",
-    "timeline_series",
     "history_frame",
     "parse_int_or_percent",
     "plan_rollback",
@@ -49,6 +48,7 @@ __all__ = [
     "rollout_history",
     "rollout_strategy",
     "template_diff",
+    "timeline_series",
     "undo_target",
 ]
 
@@ -824,8 +824,10 @@ def history_frame(history: Sequence[Revision], *, now: datetime) -> pd.DataFrame
         }
         for r in history
     ]
-    return pd.DataFrame(rows, columns=["revision", "current", "images", "change-cause",
-                                       "replicaset", "replicas", "age"])
+    return pd.DataFrame(
+        rows,
+        columns=["revision", "current", "images", "change-cause", "replicaset", "replicas", "age"],
+    )
 
 
 def _age(now: datetime, created: datetime | None) -> str:
@@ -868,8 +870,10 @@ def headline(plan: RollbackPlan) -> str:
         + ("throughout." if not dip else "— capacity dips during the rollout.")
     )
     if not timeline.within_progress_deadline:
-        lines.append("- The rollout would exceed the progress deadline: "
-                     "the Deployment would be marked as failing to progress.")
+        lines.append(
+            "- The rollout would exceed the progress deadline: "
+            "the Deployment would be marked as failing to progress."
+        )
     lines.extend(f"- Warning: {w}" for w in plan.warnings)
     return "\n".join(lines)
 
@@ -882,8 +886,12 @@ def find_deployment(
         meta = _meta(deployment)
         if meta.get("name") == name and (not namespace or meta.get("namespace") == namespace):
             return deployment
-    known = ", ".join(sorted(f"{_meta(d).get('namespace')}/{_meta(d).get('name')}"
-                             for d in deployments)) or "none"
+    known = (
+        ", ".join(
+            sorted(f"{_meta(d).get('namespace')}/{_meta(d).get('name')}" for d in deployments)
+        )
+        or "none"
+    )
     where = f" in namespace {namespace!r}" if namespace else ""
     raise ParameterError(
         "workload", f"no Deployment {name!r}{where}; the Deployments found are: {known}"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from rknb.errors import ParameterError
 
-__all__ = ["parse_duration", "parse_time", "format_duration", "format_time", "to_unix"]
+__all__ = ["format_duration", "format_time", "parse_duration", "parse_time", "to_unix"]
 
 _UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -35,7 +35,8 @@ def parse_duration(value: str | int | float, *, name: str = "duration") -> float
             parts = _DURATION_PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text:
                 raise ParameterError(
-                    name, f"expected a duration such as '30s', '5m', '1h30m' or '14d', got {value!r}"
+                    name,
+                    f"expected a duration such as '30s', '5m', '1h30m' or '14d', got {value!r}",
                 ) from None
             seconds = sum(float(n) * _UNITS_S[u] for n, u in parts)
     if seconds < 0:
@@ -94,7 +95,7 @@ def parse_time(
 def format_duration(seconds: float) -> str:
     """Return the shortest Prometheus-style spelling of a duration (``90`` → ``1m30s``)."""
     if seconds != int(seconds):
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     remaining = int(seconds)
     if remaining == 0:
         return "0s"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixture notebooks (some raise, some kill their kernel) are data, not tests for nbval.
+collect_ignore_glob = ["data/*"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
@@ -26,7 +29,9 @@ _LIVE_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def _no_live_endpoints(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _no_live_endpoints(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     for name in _LIVE_ENV:
         monkeypatch.delenv(name, raising=False)
     # An empty kubeconfig, so a default-context lookup cannot find a real cluster.

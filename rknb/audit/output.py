@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
@@ -16,11 +16,12 @@ __all__ = [
     "FINDING_COLUMNS",
     "at_or_above",
     "finding_record",
-    "skipped_frame",
     "findings_frame",
+    "findings_table",
     "headline",
     "objects_frame",
     "severity_counts",
+    "skipped_frame",
     "to_json",
     "to_text",
     "verdict",
@@ -145,8 +146,9 @@ def objects_frame(report: AuditReport) -> pd.DataFrame:
         }
         for o in report.objects
     ]
-    frame = pd.DataFrame(rows, columns=["kind", "namespace", "name", "checks", "failed",
-                                        *SEVERITIES, "score"])
+    frame = pd.DataFrame(
+        rows, columns=["kind", "namespace", "name", "checks", "failed", *SEVERITIES, "score"]
+    )
     return frame.sort_values(["score", "kind", "namespace", "name"]).reset_index(drop=True)
 
 
@@ -158,8 +160,10 @@ def headline(report: AuditReport, fail_on: str) -> str:
         f"**{'PASS' if status == 'pass' else 'FAIL'}: {sentence}**",
         "",
         "- Findings by severity: "
-        + ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s]) + "."
-        if report.findings else "- No findings.",
+        + ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])
+        + "."
+        if report.findings
+        else "- No findings.",
         f"- {len(report.objects)} objects checked against {len(report.rules)} rules; "
         f"{len(report.suppressed)} finding(s) suppressed, {len(report.skipped)} object(s) "
         "skipped.",
@@ -168,8 +172,9 @@ def headline(report: AuditReport, fail_on: str) -> str:
     if worst and worst[0].failed:
         lines.append(
             "- Worst: "
-            + "; ".join(f"{o.kind} `{o.namespace}/{o.name}` {o.score:.0f}/100" for o in worst
-                        if o.failed)
+            + "; ".join(
+                f"{o.kind} `{o.namespace}/{o.name}` {o.score:.0f}/100" for o in worst if o.failed
+            )
             + "."
         )
     return "\n".join(lines)
@@ -192,13 +197,45 @@ def skipped_frame(report: AuditReport, unread: Sequence[Any] = ()) -> pd.DataFra
         ``kind``, ``name`` and ``reason``).
     """
     rows = [
-        {"where": "audit", "kind": s.kind, "namespace": s.namespace, "name": s.name,
-         "reason": s.reason}
+        {
+            "where": "audit",
+            "kind": s.kind,
+            "namespace": s.namespace,
+            "name": s.name,
+            "reason": s.reason,
+        }
         for s in report.skipped
     ]
     rows += [
-        {"where": f"{d.path}:{d.line}", "kind": d.kind, "namespace": None, "name": d.name,
-         "reason": d.reason}
+        {
+            "where": f"{d.path}:{d.line}",
+            "kind": d.kind,
+            "namespace": None,
+            "name": d.name,
+            "reason": d.reason,
+        }
         for d in unread
     ]
     return pd.DataFrame(rows, columns=["where", "kind", "namespace", "name", "reason"])
+
+
+def findings_table(report: AuditReport) -> pd.DataFrame:
+    """Return the findings for reading: severity, rule, object, where, what is wrong, the fix."""
+    rows = []
+    for f in report.findings:
+        where = (
+            f"container {f.container}" if f.container else (f"alert {f.alert}" if f.alert else "")
+        )
+        rows.append(
+            {
+                "severity": f.severity,
+                "rule": f.rule_id,
+                "object": f"{f.kind} {f.namespace}/{f.name}"
+                if f.namespace
+                else f"{f.kind} {f.name}",
+                "where": where,
+                "finding": f.message,
+                "fix": f.remediation,
+            }
+        )
+    return pd.DataFrame(rows, columns=["severity", "rule", "object", "where", "finding", "fix"])

@@ -24,12 +24,12 @@ import pandas as pd
 from rknb.catalog import Selector
 
 __all__ = [
+    "SUPPORTED_KINDS",
     "KubeObject",
     "MetricsSource",
     "ObjectSource",
     "Window",
     "empty_frame",
-    "SUPPORTED_KINDS",
 ]
 
 KubeObject = dict[str, Any]
