@@ -8,9 +8,7 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
-cluster: str = (
-    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
-)
+cluster: str = "demo"  # objects: "demo", manifests, a bundle, "in-cluster" or a kube context
 namespace: str = ""  # namespace to right-size; empty: every namespace
 workload: str = "reasonkit-pro-mcp"  # Deployment whose peak demand is forecast
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
@@ -40,7 +38,7 @@ run = nb.start(
 
 # %%
 cpu = run.query_range("container_cpu_cores", workload=None)
-memory = run.query_range("container_memory_bytes", workload=None)
+memory = run.query_range("container_memory_peak_bytes", workload=None)
 restarts = run.query_range("container_restarts", workload=None)
 oom_flags = run.query_range("container_oom_killed", workload=None)
 workloads = run.list("Deployment") + run.list("StatefulSet") + run.list("DaemonSet")
@@ -66,7 +64,8 @@ usage = pd.concat(
 current = capacity.requests_and_limits(workloads)
 recommended = capacity.recommend(strategy, cpu, memory)
 sizing = capacity.rightsizing(usage, current, recommended)
-kills = capacity.oom_kills(restarts, oom_flags)
+restarts_seen = capacity.restart_events(restarts, oom_flags)
+kills = restarts_seen[restarts_seen.reason == "OOMKilled"]
 nb.show(capacity.sizing_headline(sizing, kills))
 capacity.sizing_table(sizing)
 
@@ -105,7 +104,7 @@ plots.time_series(
     threshold_label="memory limit",
     events=[(k.time, f"OOM {k.pod[-5:]}") for k in kills.itertuples()],
 )
-kills
+restarts_seen
 
 # %% [markdown]
 # ## Peak demand and replicas
@@ -156,6 +155,8 @@ nb.record(
     over_provisioned=len(over),
     over_provisioned_workloads=", ".join(sorted(set(over.workload))),
     at_risk=int((sizing.verdict == "at-risk").sum()),
+    restarts=int(restarts_seen.restarts.sum()),
+    restarted_pods=", ".join(sorted(set(restarts_seen.pod))),
     oom_kills=len(kills),
     oom_killed_pods=", ".join(sorted(set(kills.pod))),
     memory_peak_of_limit=float(capacity.peak_of_limit(sizing, workload)),

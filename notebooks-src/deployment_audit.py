@@ -9,9 +9,7 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics (unused by the audit; kept so schedules set it uniformly)
-cluster: str = (
-    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
-)
+cluster: str = "demo"  # objects: "demo", manifests, a bundle, "in-cluster" or a kube context
 namespace: str = ""  # namespace to audit; empty: every namespace
 workload: str = ""  # unused: the audit covers every workload in the namespace
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own

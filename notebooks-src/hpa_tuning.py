@@ -9,9 +9,7 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
-cluster: str = (
-    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
-)
+cluster: str = "demo"  # objects: "demo", manifests, a bundle, "in-cluster" or a kube context
 namespace: str = "reasonkit"  # namespace of the workload and its HPA
 workload: str = "reasonkit-pro-mcp"  # Deployment the HPA scales
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
@@ -21,9 +19,7 @@ step: str = "30s"  # replay resolution: one decision per step (the scrape interv
 candidate_target: float = 0.6  # candidate target CPU utilization, a fraction (0 keeps the HPA's)
 candidate_min_replicas: int = 0  # candidate minReplicas (0 keeps the HPA's)
 candidate_max_replicas: int = 0  # candidate maxReplicas (0 keeps the HPA's)
-candidate_scale_down_window: str = (
-    ""  # candidate scale-down stabilization window (empty keeps the HPA's)
-)
+candidate_scale_down_window: str = ""  # candidate scale-down window (empty keeps the HPA's)
 
 # %%
 import rknb.notebook as nb

@@ -9,9 +9,7 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
-cluster: str = (
-    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
-)
+cluster: str = "demo"  # objects: "demo", manifests, a bundle, "in-cluster" or a kube context
 namespace: str = "reasonkit"  # namespace of the service
 workload: str = "reasonkit-pro-mcp"  # Deployment whose traffic is analysed
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own

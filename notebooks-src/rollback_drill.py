@@ -10,9 +10,7 @@
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics (unused in plan mode; kept so schedules set it uniformly)
-cluster: str = (
-    "demo"  # objects: "demo", a manifest path, a bundle, "in-cluster" or a kubeconfig context
-)
+cluster: str = "demo"  # objects: "demo", manifests, a bundle, "in-cluster" or a kube context
 namespace: str = "reasonkit"  # namespace of the Deployment
 workload: str = "reasonkit-pro-mcp"  # the Deployment to roll back
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own

@@ -50,6 +50,7 @@ __all__ = [
     "pod_series",
     "recommend",
     "replica_plan",
+    "restart_events",
     "replicas_needed",
     "requests_and_limits",
     "rightsizing",
@@ -753,13 +754,13 @@ def nodes_needed(
 # --------------------------------------------------------------------------- events, inventory
 
 
-def oom_kills(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
-    """Return the container restarts that were OOM kills: namespace, pod, container, time.
+def restart_events(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
+    """Return every container restart: namespace, pod, container, time, restarts, reason.
 
-    A restart is a rise of the kubelet's restart counter between two samples;
-    it was an OOM kill when the container's last termination reason reads
-    ``OOMKilled`` at that sample (kube-state-metrics keeps the reason until the
-    next termination).
+    A restart is a rise of the kubelet's restart counter between two samples.
+    Its reason is ``OOMKilled`` when the container's last termination reason
+    reads so at that sample (kube-state-metrics keeps the reason until the next
+    termination), ``other`` otherwise.
 
     Parameters
     ----------
@@ -769,24 +770,28 @@ def oom_kills(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
         The ``container_oom_killed`` answer (1 while the last termination was an OOM kill).
     """
     keys = ["namespace", "pod", "container"]
-    columns = [*keys, "time", "restarts"]
+    columns = [*keys, "time", "restarts", "reason"]
     if restarts.empty:
         return pd.DataFrame(columns=columns)
-    reasons = (
-        {key: group.set_index("timestamp")["value"] for key, group in oom_killed.groupby(keys)}
-        if not oom_killed.empty
-        else {}
-    )
+    reasons = {
+        key: group.set_index("timestamp")["value"] for key, group in oom_killed.groupby(keys)
+    }
 
     rows = []
     for key, group in restarts.groupby(keys):
         counts = group.set_index("timestamp")["value"].sort_index()
         rises = counts.diff()
+        flag = reasons.get(key)
         for moment, rise in rises[rises > 0].items():
-            flag = reasons.get(key)
-            if flag is not None and float(flag.get(moment, 0.0)) >= 1.0:
-                rows.append([*key, moment, int(rise)])
-    return pd.DataFrame(rows, columns=columns)
+            oom = flag is not None and float(flag.get(moment, 0.0)) >= 1.0
+            rows.append([*key, moment, int(rise), "OOMKilled" if oom else "other"])
+    return pd.DataFrame(rows, columns=columns).sort_values("time", ignore_index=True)
+
+
+def oom_kills(restarts: pd.DataFrame, oom_killed: pd.DataFrame) -> pd.DataFrame:
+    """Return the container restarts that were OOM kills (see :func:`restart_events`)."""
+    events = restart_events(restarts, oom_killed)
+    return events[events["reason"] == "OOMKilled"].reset_index(drop=True)
 
 
 def capacity_runs_out(forecast: pd.Series, capacity: float) -> pd.Timestamp | None:

@@ -189,6 +189,17 @@ CATALOG: dict[str, Query] = {
             aggregation="max",
         ),
         Query(
+            "container_memory_peak_bytes",
+            "Highest working-set memory per container within each 5-minute window: a "
+            "range query at a 5-minute step sees every sample, so no peak falls between steps.",
+            "bytes",
+            "container_memory_working_set_bytes",
+            "max_over_time",
+            matchers=_CONTAINER,
+            by=_POD,
+            aggregation="max",
+        ),
+        Query(
             "container_cpu_request_cores",
             "CPU request per container, from kube-state-metrics.",
             "cores",
