@@ -53,12 +53,14 @@ def test_label_values_are_escaped_so_a_quote_cannot_break_out() -> None:
         (Matcher("status", "=", "error"), {"status": "error"}, True),
     ],
 )
-def test_matchers_follow_promql_rules(matcher: Matcher, labels: dict[str, str], expected: bool) -> None:
+def test_matchers_follow_promql_rules(
+    matcher: Matcher, labels: dict[str, str], expected: bool
+) -> None:
     assert matcher.matches(labels) is expected
 
 
 def test_unknown_query_lists_the_known_names() -> None:
-    with pytest.raises(ParameterError, match="known queries: .*container_cpu_cores"):
+    with pytest.raises(ParameterError, match=r"known queries: .*container_cpu_cores"):
         get_query("cpu")
 
 

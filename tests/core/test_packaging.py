@@ -30,8 +30,11 @@ def test_environment_yml_lists_exactly_the_pyproject_dependencies() -> None:
 
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
-    got = dict(_split(d.replace("=", "==", 1) if re.match(r"^[\w.-]+=[^=]", d) else d)
-               for d in conda if not d.startswith(("python=", "pip")))
+    got = dict(
+        _split(d.replace("=", "==", 1) if re.match(r"^[\w.-]+=[^=]", d) else d)
+        for d in conda
+        if not d.startswith(("python=", "pip"))
+    )
     assert got == expected
 
 

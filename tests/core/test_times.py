@@ -10,8 +10,16 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("14d", 1209600), ("2w", 1209600),
-     ("250ms", 0.25), ("90", 90), (45, 45)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("14d", 1209600),
+        ("2w", 1209600),
+        ("250ms", 0.25),
+        ("90", 90),
+        (45, 45),
+    ],
 )
 def test_durations_use_prometheus_units(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds  # type: ignore[arg-type]
