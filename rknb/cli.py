@@ -305,13 +305,11 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.semantics is not None:
         options["semantics"] = int(args.semantics)
-    summary = conformance.run_area(args.area, args.paths, **options)
-    failed = list(getattr(summary, "failed", None) or getattr(summary, "failures", None) or [])
-    format_case = getattr(conformance, "format_case", str)
-    for case in failed:
-        print(format_case(case))
+    summary = conformance.run_area(args.area, [Path(p) for p in args.paths], **options)
+    for case in summary.failures():
+        print(case.line())
     print(summary.closing_line())
-    return report.EXIT_FINDINGS if failed else report.EXIT_OK
+    return report.EXIT_OK if summary.ok else report.EXIT_FINDINGS
 
 
 _COMMANDS = {
