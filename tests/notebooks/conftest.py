@@ -55,7 +55,9 @@ def read_results(root: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     output = tmp_path_factory.mktemp("demo")
     return output, run_demo_cli(output)
 
@@ -68,6 +70,8 @@ def demo_results(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> dic
 
 
 @pytest.fixture(scope="session", params=OTHER_SEEDS, ids=lambda s: f"seed{s}")
-def seed_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]]:
+def seed_results(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[int, dict[str, Any]]:
     seed = request.param
     return seed, run_seed(seed, tmp_path_factory.mktemp(f"seed{seed}"))

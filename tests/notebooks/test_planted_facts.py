@@ -44,7 +44,9 @@ def check_latency(sc: Scenario, results: dict[str, Any]) -> None:
     assert 0 <= (found - planted_start).total_seconds() <= 120
     assert got["regression_revision"] == sc.fact("rollout.bad_revision").value
     # The rollback's pods replace the bad ones within minutes of the planted end.
-    assert abs((when(got["regression_end"]) - sc.fact("regression.end").when).total_seconds()) <= 600
+    assert (
+        abs((when(got["regression_end"]) - sc.fact("regression.end").when).total_seconds()) <= 600
+    )
 
     availability = sc.fact("slo.availability")
     assert got["error_ratio"] == pytest.approx(1 - availability.value, rel=0.01)

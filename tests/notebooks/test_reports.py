@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -25,7 +24,11 @@ COMMON = ["prometheus", "cluster", "namespace", "workload", "report_time", "star
 def rknb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rknb.cli", *args],
-        capture_output=True, text=True, timeout=600, check=False, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -40,7 +43,9 @@ def report_files(root: Path) -> dict[str, bytes]:
 def test_shipped_notebooks_are_built_from_their_sources() -> None:
     built = subprocess.run(
         [sys.executable, str(REPO / "notebooks-src" / "build.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert built.returncode == 0, built.stdout
 
@@ -48,8 +53,11 @@ def test_shipped_notebooks_are_built_from_their_sources() -> None:
 @pytest.mark.parametrize("name", sorted(list_notebooks()))
 def test_every_parameter_line_is_declared_with_a_type_and_help(name: str) -> None:
     path = list_notebooks()[name]
-    cell = next(c for c in nbformat.read(path, as_version=4).cells
-                if "parameters" in c.metadata.get("tags", []))
+    cell = next(
+        c
+        for c in nbformat.read(path, as_version=4).cells
+        if "parameters" in c.metadata.get("tags", [])
+    )
     assigned = [line.split(":")[0] for line in cell.source.splitlines() if line.strip()]
     declared = inspect_parameters(path)
     assert list(declared) == assigned  # a line papermill cannot parse would be missing
@@ -86,13 +94,11 @@ def test_reports_load_nothing_from_the_network(demo_run: Any) -> None:
     for html in output.rglob("*.html"):
         text = html.read_text()
         assert "<script src" not in text, html
-        assert "<link rel=\"stylesheet\" href=\"http" not in text, html
+        assert '<link rel="stylesheet" href="http' not in text, html
         assert "cdn." not in text.lower(), html
 
 
-def test_running_the_demo_twice_gives_byte_identical_reports(
-    demo_run: Any, tmp_path: Path
-) -> None:
+def test_running_the_demo_twice_gives_byte_identical_reports(demo_run: Any, tmp_path: Path) -> None:
     first, _ = demo_run
     again = run_demo_cli(tmp_path / "again")
     assert again.returncode == 0, again.stderr
@@ -119,8 +125,9 @@ def test_planted_secrets_appear_in_no_report_or_output(demo_run: Any) -> None:
 def test_a_lower_slo_target_changes_the_budget_not_the_measurements(
     demo_results: dict[str, Any], tmp_path: Path
 ) -> None:
-    completed = rknb("run", "latency_analysis", "-p", "slo_target", "0.99",
-                     "--output", str(tmp_path))
+    completed = rknb(
+        "run", "latency_analysis", "-p", "slo_target", "0.99", "--output", str(tmp_path)
+    )
     assert completed.returncode == 0, completed.stderr  # 0.99 is met: exit 0
     lower = read_results(tmp_path)["latency_analysis"]
     default = demo_results["latency_analysis"]
@@ -143,15 +150,18 @@ def test_an_unknown_parameter_fails_fast_naming_it(tmp_path: Path) -> None:
 
 
 def test_a_value_of_the_wrong_type_names_the_parameter_and_type(tmp_path: Path) -> None:
-    completed = rknb("run", "latency_analysis", "-p", "slo_target", "high",
-                     "--output", str(tmp_path))
+    completed = rknb(
+        "run", "latency_analysis", "-p", "slo_target", "high", "--output", str(tmp_path)
+    )
     assert completed.returncode == 2
     assert "slo_target" in completed.stderr and "float" in completed.stderr
 
 
 @pytest.mark.skipif(not SEED.is_dir(), reason="../shared/seed is not beside this clone")
 def test_the_audit_reads_the_seed_manifests_and_flags_its_latency_alert(tmp_path: Path) -> None:
-    completed = rknb("run", "deployment_audit", "-p", "cluster", str(SEED), "--output", str(tmp_path))
+    completed = rknb(
+        "run", "deployment_audit", "-p", "cluster", str(SEED), "--output", str(tmp_path)
+    )
     assert completed.returncode == 1, completed.stderr  # high findings: a failed verdict
     document = read_results(tmp_path)["deployment_audit"]
     alerts = {f["alert"] for f in document["findings"] if f["rule_id"] == "RK-PROM-001"}
@@ -163,8 +173,16 @@ def test_the_audit_reads_the_seed_manifests_and_flags_its_latency_alert(tmp_path
 @pytest.mark.skipif(not SEED.is_dir(), reason="../shared/seed is not beside this clone")
 def test_the_drill_predicts_the_seed_rollout_without_history(tmp_path: Path) -> None:
     # A relative path, as a user types it: it resolves where the command runs.
-    completed = rknb("run", "rollback_drill", "-p", "cluster", "../shared/seed",
-                     "--output", str(tmp_path), cwd=REPO)
+    completed = rknb(
+        "run",
+        "rollback_drill",
+        "-p",
+        "cluster",
+        "../shared/seed",
+        "--output",
+        str(tmp_path),
+        cwd=REPO,
+    )
     assert completed.returncode == 0, completed.stderr
     got = read_results(tmp_path)["rollback_drill"]["figures"]
     assert got["history_available"] is False

@@ -13,7 +13,10 @@ VECTORS = Path(__file__).resolve().parents[1] / "data" / "conformance" / "promql
 def conformance(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rknb.cli", "conformance", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
