@@ -42,3 +42,18 @@ def test_console_script_and_packaged_notebooks_are_declared() -> None:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert meta["project"]["scripts"] == {"rknb": "rknb.cli:main"}
     assert "notebooks/*.ipynb" in meta["tool"]["setuptools"]["package-data"]["rknb"]
+
+
+def test_readme_exit_code_table_is_the_one_the_commands_use() -> None:
+    from rknb.report import EXIT_CODES
+
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(r"^\| (\d) \| (.+) \|$", readme, flags=re.M)
+    assert {int(code): text for code, text in rows} == EXIT_CODES
+
+
+def test_readme_shows_the_two_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    makefile = (REPO / "Makefile").read_text()
+    assert "\ndemo:" in makefile and "\ntest:" in makefile
