@@ -21,11 +21,18 @@ slo_period: str = "30d"  # the period the error budget is counted over
 regression_factor: float = 2.0  # a value this many times its rolling baseline is a regression
 baseline_window: str = "6h"  # how far back the rolling baseline looks
 min_regression: str = "10m"  # shorter excursions are noise, not regressions
+scrape_interval: str = "30s"  # the service's scrape interval; sets how finely a start is dated
+latency_threshold: str = "500ms"  # latency SLO: a request slower than this is bad
+latency_target: float = 0.99  # latency SLO: the fraction of requests that must be faster
+apdex_threshold: str = "250ms"  # Apdex T: satisfied under T and tolerating under 4T
 
 # %%
+import pandas as pd
+
 import rknb.notebook as nb
-from rknb import latency, plots
+from rknb import latency, plots, slo as slos
 from rknb.times import parse_duration
+from rknb.yamlfile import dump_yaml
 
 run = nb.start(
     prometheus=prometheus,
@@ -76,9 +83,68 @@ regressions = latency.find_incidents(
     baseline_window_s=parse_duration(baseline_window, name="baseline_window"),
     min_duration_s=parse_duration(min_regression, name="min_regression"),
 )
+scrape_s = parse_duration(scrape_interval, name="scrape_interval")
+period_s = parse_duration(slo_period, name="slo_period")
+if regressions:
+    # Date the first regression to the scrape interval, from one-interval increases.
+    fine_at = latency.refinement_times(regressions[0].start, interval_s=scrape_s)
+    fine = {
+        name: pd.concat([run.query_instant(name, at=t, window_s=1.5 * scrape_s) for t in fine_at])
+        for name in ("request_duration_bucket_increase", "request_increase")
+    }
+    fine_p95 = latency.latency_quantiles(fine["request_duration_bucket_increase"], (0.95,))
+    regressions[0] = latency.refine_incident(
+        regressions[0],
+        fine_p95.set_index("timestamp")["value_s"],
+        latency.error_ratio(fine["request_increase"]),
+        factor=regression_factor,
+    )
 culprit = latency.attribute(regressions[0].start, markers) if regressions else None
+recovered = latency.recovery(regressions[0], markers) if regressions else None
+spent = (
+    slos.budget_consumed_between(
+        requests,
+        regressions[0].start,
+        regressions[0].end,
+        target=slo_target,
+        period_s=period_s,
+        step_s=run.window.step_s,
+    )
+    if regressions
+    else 0.0
+)
+fast = slos.latency_sli(
+    window_buckets, parse_duration(latency_threshold, name="latency_threshold")
+)
+apdex, apdex_exact = slos.apdex(
+    window_buckets, parse_duration(apdex_threshold, name="apdex_threshold")
+)
+pairs = slos.alert_pairs(period_s)
+windows_s = sorted({w for p in pairs for w in (p.long_window_s, p.short_window_s)})
+ratios = slos.approximate_window_error_ratios(requests, windows_s, step_s=run.window.step_s)
+alerts = slos.alert_timeline(ratios, pairs, target=slo_target)
+fired = alerts[alerts["fired_at"].notna()]
 
 nb.show(latency.headline(slo, overall, regressions, culprit, exhaustion))
+nb.show(
+    f"- Latency SLO: {fast.fraction:.3%} of requests took at most {latency_threshold} "
+    f"(target {latency_target:.1%}, {'met' if fast.fraction >= latency_target else 'missed'}"
+    f"{'' if fast.exact else '; approximate: the threshold is not a bucket bound'}). "
+    f"Apdex({apdex_threshold}) {apdex:.3f}{'' if apdex_exact else ' (approximate)'}.\n"
+    + (
+        f"- The first regression spent {spent:.1%} of the period's error budget"
+        + (
+            f"; revision {recovered.revision} became ready and the service recovered "
+            f"{recovered.delay_s / 60:.1f} min later."
+            if recovered
+            else "."
+        )
+        if regressions
+        else ""
+    )
+    + f"\n- Burn-rate alerts that would have fired: {len(fired)} "
+    f"({', '.join(sorted(set(fired['alert']))) or 'none'})."
+)
 nb.record(
     verdict="pass" if slo.met else "fail",
     summary=latency.verdict_sentence(slo),
@@ -102,6 +168,19 @@ nb.record(
     regression_peak_p95_s=regressions[0].peak_p95_s if regressions else None,
     regression_revision=culprit.revision if culprit else None,
     regression_delay_after_ready_s=culprit.delay_s if culprit else None,
+    regression_budget_consumed=spent,
+    recovery_revision=recovered.revision if recovered else None,
+    recovery_after_ready_s=recovered.delay_s if recovered else None,
+    latency_slo_fraction=fast.fraction,
+    latency_slo_exact=fast.exact,
+    latency_slo_met=fast.fraction >= latency_target,
+    apdex=apdex,
+    burn_rate_alerts_fired=len(fired),
+    first_page_at=(
+        fired[fired["severity"] == "page"]["fired_at"].min().isoformat()
+        if (fired["severity"] == "page").any()
+        else None
+    ),
 )
 
 # %% [markdown]
@@ -129,6 +208,20 @@ plots.time_series(
     events=events,
     threshold=1 - slo_target,
     threshold_label=f"error budget ({1 - slo_target:.2%})",
+);
+
+# %% [markdown]
+# ## Latency buckets
+#
+# Requests per second in each histogram bucket: a release that slows requests moves
+# the mass up; the dashed line is the latency SLO's threshold.
+
+# %%
+plots.bucket_heatmap(
+    latency.bucket_density(buckets),
+    title="Request-duration histogram, requests per bucket",
+    events=events,
+    threshold_s=parse_duration(latency_threshold, name="latency_threshold"),
 );
 
 # %% [markdown]
@@ -166,9 +259,50 @@ plots.time_series(
 );
 
 # %%
-pages = latency.multiwindow_alerts(requests, target=slo_target, step_s=run.window.step_s)
-nb.record(fast_burn_pages=len(pages))
-pages
+plots.time_series(
+    {"budget remaining": slos.budget_burndown(
+        requests, target=slo_target, period_s=period_s, step_s=run.window.step_s
+    )},
+    title=f"Error budget remaining (share of the {slo_period} budget)",
+    ylabel="share of budget",
+    events=events,
+    threshold=0.0,
+    threshold_label="exhausted",
+);
+
+# %% [markdown]
+# ## Burn-rate alerts
+#
+# The Workbook's pairs and Sloth's 1 d/2 h ticket, factors scaled to the SLO period,
+# each with a `for`. Ratios here come from the per-step rates (a smoothed reading);
+# grey bars mark where a long window did not yet fit in the history.
+
+# %%
+lanes = [*(p.name for p in pairs), "incidents"]
+bars = [(r.alert, r.fired_at, None if pd.isna(r.cleared_at) else r.cleared_at, r.severity)
+        for r in fired.itertuples()]
+bars += [(r.alert, run.window.start, min(r.evaluable_from, run.window.end), "not evaluable")
+         for r in alerts.itertuples() if r.evaluable_from > run.window.start]
+bars += [("incidents", i.start, i.end, "incident") for i in regressions]
+plots.interval_timeline(
+    bars, lanes=lanes, title="When each burn-rate alert would have fired",
+    start=run.window.start, end=run.window.end, events=events,
+);
+
+# %%
+alerts
+
+# %% [markdown]
+# ## Prometheus rules for this SLO
+#
+# Recording and alerting rules that evaluate the same pairs; they pass
+# `promtool check rules` and rknb's own rule lint.
+
+# %%
+rules = slos.availability_rules(
+    workload, target=slo_target, period_s=period_s, selector=run.selector
+)
+nb.show("```yaml\n" + dump_yaml(rules) + "```")
 
 # %% [markdown]
 # ## Regressions and releases
@@ -192,7 +326,8 @@ markers
 #   is the period's budget minus what the window consumed.
 # - **Regressions**: a step where p95 latency or the error ratio exceeds
 #   `regression_factor` times the median of the preceding `baseline_window`, for at
-#   least `min_regression`. A regression is attributed to the newest revision whose
+#   least `min_regression`; its start is then dated to the scrape interval from
+#   one-interval increases. A regression is attributed to the newest revision whose
 #   first pod became ready before it started.
 
 # %%

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "SloReport",
     "around",
     "attribute",
+    "bucket_density",
     "budget_exhaustion",
     "burn_rate",
     "deploy_markers",
@@ -46,6 +47,10 @@ __all__ = [
     "latency_quantiles",
     "marker_events",
     "multiwindow_alerts",
+    "recovery",
+    "refine_incident",
+    "refine_start",
+    "refinement_times",
     "regressions_frame",
     "request_totals",
     "verdict_sentence",
@@ -107,6 +112,26 @@ def latency_quantiles(
     out = pd.concat(parts, ignore_index=True)
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
     return out.sort_values(["quantile", "timestamp"], ignore_index=True)
+
+
+def bucket_density(bucket_rate: pd.DataFrame) -> pd.DataFrame:
+    """Return requests per second in each bucket (not cumulative), one column per upper bound.
+
+    Rows are timestamps; columns are the finite ``le`` bounds in seconds,
+    ascending, then ``inf`` for requests slower than the highest bound. Each
+    value is the bucket's cumulative rate minus the one below, summed over
+    every other label, and never negative (a dip from float noise reads 0).
+    """
+    from rknb.promql import parse_bucket_bound
+
+    bounds = [parse_bucket_bound(str(le)) for le in bucket_rate["le"]]
+    frame = bucket_rate.assign(bound=pd.Series(bounds, index=bucket_rate.index, dtype=float))
+    frame = frame[frame["bound"].notna()]
+    wide = frame.pivot_table(index="timestamp", columns="bound", values="value", aggfunc="sum")
+    wide = wide.sort_index(axis=1)
+    density = wide.diff(axis=1)
+    density.iloc[:, 0] = wide.iloc[:, 0]
+    return density.clip(lower=0.0)
 
 
 # --------------------------------------------------------------------------- error ratio
@@ -679,6 +704,30 @@ def attribute(event_time: datetime | pd.Timestamp, markers: pd.DataFrame) -> Mar
     )
 
 
+def recovery(incident: Incident, markers: pd.DataFrame) -> Marker | None:
+    """Return the first revision that became ready after the incident began, with its delay.
+
+    For a bad release rolled back, that is the rollback's revision, and
+    ``delay_s`` is the recovery time: from its first ready pod to the
+    incident's end. None when no revision became ready inside the incident.
+    """
+    after = markers[
+        (markers["first_ready"] > incident.start) & (markers["first_ready"] <= incident.end)
+    ]
+    if after.empty:
+        return None
+    row = after.sort_values("first_ready").iloc[0]
+    return Marker(
+        revision=int(row["revision"]),
+        replicaset=str(row["replicaset"]),
+        images=tuple(row["images"]),
+        change_cause=str(row["change_cause"]),
+        created=row["created"],
+        first_ready=row["first_ready"],
+        delay_s=(incident.end - row["first_ready"]).total_seconds(),
+    )
+
+
 # --------------------------------------------------------------------------- incidents
 
 
@@ -776,6 +825,110 @@ def find_incidents(
             )
         )
     return incidents
+
+
+def refinement_times(
+    coarse_start: pd.Timestamp,
+    *,
+    interval_s: float = 30.0,
+    lookback_s: float = 600.0,
+    lookahead_s: float = 60.0,
+) -> list[pd.Timestamp]:
+    """Return scrape-grid instants around a coarse detection, for one-interval queries.
+
+    The instants run every ``interval_s`` (on the Unix-epoch grid) from
+    ``lookback_s`` before ``coarse_start`` to ``lookahead_s`` after it. Query
+    each with a window of 1.5 intervals, which holds the last two samples
+    under both Prometheus 2.x and 3.x range rules, so each answer covers the
+    one scrape interval that ends there.
+
+    Parameters
+    ----------
+    coarse_start
+        The start found at the notebook's step.
+    interval_s
+        The scrape interval.
+    lookback_s
+        How far before ``coarse_start`` to look.
+    lookahead_s
+        How far after it to look.
+    """
+    if not interval_s > 0:
+        raise ParameterError("interval_s", f"must be positive, got {interval_s}")
+    moment = pd.Timestamp(coarse_start)
+    first_s = math.floor((moment.timestamp() - lookback_s) / interval_s) * interval_s
+    last_s = moment.timestamp() + lookahead_s
+    count = int((last_s - first_s) // interval_s) + 1
+    return [pd.Timestamp(first_s + k * interval_s, unit="s", tz="UTC") for k in range(count)]
+
+
+def refine_start(
+    fine: pd.Series, *, threshold: float, coarse_start: pd.Timestamp
+) -> pd.Timestamp | None:
+    """Return where the scrape interval that first crossed ``threshold`` begins, or None.
+
+    ``fine`` holds one value per scrape interval, indexed by the interval's
+    end. The last value at or under the threshold no later than
+    ``coarse_start`` closes the quiet period; the next interval, which starts
+    at that value's time, is the first one above. When the partly regressed
+    interval already crosses, the answer is its start, at most one interval
+    before the true start; otherwise the first fully regressed interval's
+    start, at most one interval after. None when no quiet interval lies in
+    ``fine`` or the interval after the quiet one is not above the threshold.
+    """
+    data = fine.sort_index().dropna()
+    moment = pd.Timestamp(coarse_start)
+    quiet = data[(data.index <= moment) & ~(data > threshold)]
+    if quiet.empty:
+        return None
+    last_quiet = quiet.index[-1]
+    after = data[data.index > last_quiet]
+    if after.empty or not after.iloc[0] > threshold:
+        return None
+    return pd.Timestamp(last_quiet)
+
+
+def refine_incident(
+    incident: Incident,
+    fine_p95: pd.Series,
+    fine_ratio: pd.Series,
+    *,
+    factor: float,
+    min_error_ratio: float = 0.002,
+) -> Incident:
+    """Return the incident with its start moved to the first scrape interval that regressed.
+
+    Each regressed signal is refined with :func:`refine_start` against the
+    threshold that detected it (``factor`` × its baseline, and for errors at
+    least ``min_error_ratio``); the earliest refined start wins. A signal that
+    cannot be refined leaves the coarse start in place.
+
+    Parameters
+    ----------
+    incident
+        One of :func:`find_incidents`'s answers.
+    fine_p95
+        p95 per scrape interval (seconds), indexed by the interval's end.
+    fine_ratio
+        Error ratio per scrape interval, indexed the same way.
+    factor
+        The regression factor :func:`find_incidents` used.
+    min_error_ratio
+        The error threshold's floor :func:`find_incidents` used.
+    """
+    candidates = []
+    if "latency" in incident.signals and not math.isnan(incident.baseline_p95_s):
+        threshold = factor * incident.baseline_p95_s
+        candidates.append(refine_start(fine_p95, threshold=threshold, coarse_start=incident.start))
+    if "errors" in incident.signals and not math.isnan(incident.baseline_error_ratio):
+        threshold = max(factor * incident.baseline_error_ratio, min_error_ratio)
+        candidates.append(
+            refine_start(fine_ratio, threshold=threshold, coarse_start=incident.start)
+        )
+    found = [c for c in candidates if c is not None]
+    if not found:
+        return incident
+    return replace(incident, start=min(found))
 
 
 def request_totals(

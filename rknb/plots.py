@@ -18,7 +18,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "bar_chart", "mark_events", "new_figure", "time_series"]
+__all__ = [
+    "PALETTE",
+    "bar_chart",
+    "bucket_heatmap",
+    "interval_timeline",
+    "mark_events",
+    "new_figure",
+    "time_series",
+]
 
 PALETTE = ["#1f5fa8", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666"]
 _EVENT_COLOR = "#b2182b"
@@ -167,3 +175,127 @@ def _style_axes(ax: Axes) -> None:
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+
+
+def bucket_heatmap(
+    density: pd.DataFrame,
+    *,
+    title: str,
+    events: Iterable[tuple[datetime, str]] = (),
+    threshold_s: float | None = None,
+) -> Figure:
+    """Return a heatmap of requests per bucket over time (log colour), latency on a log axis.
+
+    Parameters
+    ----------
+    density
+        Rows per timestamp, columns per bucket upper bound in seconds (``inf`` last),
+        values in requests/s, as :func:`rknb.latency.bucket_density` returns.
+    title
+        The chart's title.
+    events
+        (time, label) pairs drawn as vertical markers.
+    threshold_s
+        A latency threshold drawn as a horizontal line (the SLO's).
+    """
+    import matplotlib.colors as mcolors
+    import numpy as np
+
+    fig, ax = new_figure(height=4.0)
+    bounds = [float(b) for b in density.columns]
+    finite = [b for b in bounds if b != float("inf")]
+    # The +Inf bucket is drawn one bucket-ratio above the highest finite bound.
+    top = finite[-1] * (finite[-1] / finite[-2] if len(finite) > 1 else 2.0)
+    edges_y = [finite[0] / 2 if finite[0] > 0 else 1e-3, *finite]
+    if len(bounds) > len(finite):
+        edges_y.append(top)
+    x = mdates.date2num(_utc_naive(density.index))
+    step = float(np.median(np.diff(x))) if len(x) > 1 else 1 / 1440
+    edges_x = np.append(x, x[-1] + step) if len(x) else x
+    values = density.to_numpy(dtype=float).T[: len(edges_y) - 1]
+    positive = values[values > 0]
+    norm = (
+        mcolors.LogNorm(vmin=max(positive.min(), 1e-3), vmax=positive.max())
+        if len(positive)
+        else None
+    )
+    mesh = ax.pcolormesh(
+        edges_x, edges_y, np.where(values > 0, values, np.nan), norm=norm, cmap="viridis"
+    )
+    fig.colorbar(mesh, ax=ax, label="requests/s in bucket", pad=0.01)
+    ax.set_yscale("log")
+    if threshold_s is not None:
+        ax.axhline(threshold_s, color="#ffffff", linestyle="--", linewidth=1, label="SLO threshold")
+        ax.legend(loc="upper left", fontsize=8, frameon=False, labelcolor="#ffffff")
+    mark_events(ax, events)
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    ax.set_ylabel("latency bucket upper bound (s)")
+    ax.set_xlabel("time (UTC)")
+    ax.xaxis_date()
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    fig.tight_layout()
+    return fig
+
+
+def interval_timeline(
+    rows: Sequence[tuple[str, datetime, datetime | None, str]],
+    *,
+    lanes: Sequence[str],
+    title: str,
+    start: datetime,
+    end: datetime,
+    events: Iterable[tuple[datetime, str]] = (),
+) -> Figure:
+    """Return one horizontal lane per name with a bar for each (lane, start, end, colour key).
+
+    Parameters
+    ----------
+    rows
+        (lane, start, end, kind) per bar; ``end`` None runs to ``end``; ``kind`` picks the
+        colour (``page``, ``ticket``, ``incident``, ``not evaluable`` or any other word).
+    lanes
+        The lanes from top to bottom (alerts, incidents).
+    title
+        The chart's title.
+    start
+        Left edge of the time axis.
+    end
+        Right edge of the time axis.
+    events
+        (time, label) pairs drawn as vertical markers.
+    """
+    colours = {
+        "page": "#b2182b",
+        "ticket": "#d95f02",
+        "incident": "#1f5fa8",
+        "not evaluable": "#cccccc",
+    }
+    fig, ax = new_figure(height=max(2.0, 0.45 * len(lanes) + 1.2))
+    left = mdates.date2num(pd.Timestamp(start).tz_convert("UTC").tz_localize(None))
+    right = mdates.date2num(pd.Timestamp(end).tz_convert("UTC").tz_localize(None))
+    for lane, begin, finish, kind in rows:
+        y = len(lanes) - 1 - list(lanes).index(lane)
+        a = mdates.date2num(pd.Timestamp(begin).tz_convert("UTC").tz_localize(None))
+        b = (
+            mdates.date2num(pd.Timestamp(finish).tz_convert("UTC").tz_localize(None))
+            if finish is not None
+            else right
+        )
+        ax.broken_barh(
+            [(a, max(b - a, (right - left) / 800))],
+            (y - 0.35, 0.7),
+            color=colours.get(kind, PALETTE[3]),
+        )
+    ax.set_yticks(range(len(lanes)), list(reversed(list(lanes))), fontsize=8)
+    ax.set_xlim(left, right)
+    mark_events(ax, events)
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    ax.set_xlabel("time (UTC)")
+    ax.xaxis_date()
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    fig.tight_layout()
+    return fig

@@ -40,9 +40,13 @@ def check_latency(sc: Scenario, results: dict[str, Any]) -> None:
     planted_start = sc.fact("regression.start").when
     assert got["regressions"] >= 1
     found = when(got["regression_start"])
-    # Found from 5-minute rates at a 1-minute step: at most two steps after it began.
-    assert 0 <= (found - planted_start).total_seconds() <= 120
+    # Dated to the scrape interval from one-interval increases: within one scrape interval.
+    assert abs((found - planted_start).total_seconds()) <= 30
     assert got["regression_revision"] == sc.fact("rollout.bad_revision").value
+    assert got["recovery_revision"] == sc.fact("rollout.rollback").details["to_revision"]
+    # The regression's errors are part of the window's, and not a negligible part.
+    assert 0.01 < got["regression_budget_consumed"] < got["budget_consumed"]
+    assert got["latency_slo_exact"] is True  # 500 ms is a bucket bound
     # The rollback's pods replace the bad ones within minutes of the planted end.
     assert (
         abs((when(got["regression_end"]) - sc.fact("regression.end").when).total_seconds()) <= 600
