@@ -30,25 +30,59 @@ __all__ = [
     "HASH_LABEL",
     "REVISION_ANNOTATION",
     "Change",
+    "DeploymentShape",
+    "ReplicaSetState",
     "Revision",
     "RevisionError",
     "RollbackPlan",
+    "RollbackRefusedError",
+    "RolloutFailedError",
+    "RolloutStatus",
     "RolloutStrategy",
     "Timeline",
     "TimelineStep",
+    "Undo",
+    "cleanup_history",
+    "cleanup_unhealthy_replicas",
+    "deployment_complete",
+    "deployment_progressing",
+    "deployment_shape",
+    "deployment_timed_out",
     "diff_frame",
     "estimate_pod_ready_s",
     "find_deployment",
+    "has_progress_deadline",
     "headline",
     "history_frame",
+    "is_saturated",
+    "kubectl_status",
+    "max_scaled_down",
+    "max_surge",
+    "max_unavailable",
+    "min_available",
+    "new_rs_new_replicas",
+    "old_pods_running",
     "parse_int_or_percent",
     "plan_rollback",
     "predict_rollout",
+    "proportional_scale",
+    "reconcile_new_replica_set",
+    "reconcile_old_replica_sets",
+    "replica_set_fraction",
+    "replicas_annotations_need_update",
+    "requeue_stuck_deployment",
     "resolve_fenceposts",
+    "rolling_pass",
+    "rolling_update_sequence",
     "rollout_history",
     "rollout_strategy",
+    "scale_down_old_replica_sets",
+    "set_new_replica_set_revision",
     "template_diff",
     "timeline_series",
+    "undo",
+    "undo_annotations",
+    "undo_patch",
     "undo_target",
 ]
 
@@ -905,3 +939,723 @@ def timeline_series(steps: pd.DataFrame, *, start: datetime) -> dict[str, pd.Ser
         column: pd.Series(steps[column].to_numpy(), index=index)
         for column in ("old", "new", "available")
     }
+
+
+# --------------------------------------------------------------------------- controller arithmetic
+#
+# The Deployment controller's own decisions, function for function, over a small
+# mutable model of a ReplicaSet. They answer the conformance vectors and drive the
+# fake cluster's controller in the tests, so the fake moves pods at the real pace.
+
+DESIRED_REPLICAS_ANNOTATION = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS_ANNOTATION = "deployment.kubernetes.io/max-replicas"
+REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
+ROLLBACK_TO_ANNOTATION = "deprecated.deployment.rollback.to"
+MAX_INT32 = 2**31 - 1
+#: The revision-history annotation's length limit in the controller.
+REVISION_HISTORY_LIMIT_CHARS = 2000
+
+#: Deployment annotations a rollback keeps and the controller never copies to a ReplicaSet.
+SKIPPED_ANNOTATIONS = frozenset(
+    {
+        LAST_APPLIED_ANNOTATION,
+        REVISION_ANNOTATION,
+        REVISION_HISTORY_ANNOTATION,
+        DESIRED_REPLICAS_ANNOTATION,
+        MAX_REPLICAS_ANNOTATION,
+        ROLLBACK_TO_ANNOTATION,
+    }
+)
+
+
+@dataclass
+class ReplicaSetState:
+    """The fields of one ReplicaSet the Deployment controller reads and writes.
+
+    ``created`` orders ReplicaSets by age (larger is newer; ties fall back to
+    the name), as ``creationTimestamp`` does upstream.
+    """
+
+    name: str
+    spec_replicas: int = 0
+    status_replicas: int = 0
+    available_replicas: int = 0
+    ready_replicas: int = 0
+    terminating_replicas: int | None = None
+    created: Any = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    uid: str | None = None
+    deleting: bool = False
+    generation: int = 0
+    observed_generation: int = 0
+
+    @property
+    def revision(self) -> int | None:
+        """Return the revision annotation as a number; missing is 0, non-numeric is None."""
+        value = self.annotations.get(REVISION_ANNOTATION)
+        if value is None:
+            return 0
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class DeploymentShape:
+    """A Deployment's replicas and strategy, the inputs of the controller's arithmetic."""
+
+    replicas: int
+    strategy: str = "RollingUpdate"
+    max_surge: int | str | None = None
+    max_unavailable: int | str | None = None
+    status_replicas: int = 0
+    pod_replacement_policy: str | None = None
+
+    @property
+    def rolling(self) -> bool:
+        """Whether the strategy is RollingUpdate."""
+        return self.strategy == "RollingUpdate"
+
+
+def deployment_shape(deployment: Mapping[str, Any]) -> DeploymentShape:
+    """Return the controller's view of a Deployment (API JSON) with apps/v1 defaults."""
+    strategy = rollout_strategy(deployment)
+    status = deployment.get("status") or {}
+    spec = deployment.get("spec") or {}
+    return DeploymentShape(
+        replicas=strategy.replicas,
+        strategy=strategy.type,
+        max_surge=strategy.max_surge,
+        max_unavailable=strategy.max_unavailable,
+        status_replicas=int(status.get("replicas") or 0),
+        pod_replacement_policy=spec.get("podReplacementPolicy"),
+    )
+
+
+def max_unavailable(d: DeploymentShape) -> int:
+    """Return how many replicas may be unavailable: 0 unless RollingUpdate with replicas."""
+    if not d.rolling or d.replicas == 0:
+        return 0
+    _, unavailable = resolve_fenceposts(d.max_surge, d.max_unavailable, d.replicas)
+    return min(unavailable, d.replicas)
+
+
+def min_available(d: DeploymentShape) -> int:
+    """Return the replicas that must stay available: replicas - maxUnavailable (0 for Recreate)."""
+    if not d.rolling:
+        return 0
+    return d.replicas - max_unavailable(d)
+
+
+def max_surge(d: DeploymentShape) -> int:
+    """Return the surge the rolling update may add above replicas (0 for Recreate)."""
+    if not d.rolling:
+        return 0
+    surge, _ = resolve_fenceposts(d.max_surge, d.max_unavailable, d.replicas)
+    return surge
+
+
+def _pod_count(rs: ReplicaSetState, d: DeploymentShape) -> int:
+    # With podReplacementPolicy TerminationComplete, terminating pods still take room.
+    if d.pod_replacement_policy == "TerminationComplete":
+        return max(rs.spec_replicas, rs.status_replicas) + (rs.terminating_replicas or 0)
+    return rs.spec_replicas
+
+
+def new_rs_new_replicas(
+    d: DeploymentShape, all_rss: Sequence[ReplicaSetState], new_rs: ReplicaSetState
+) -> int:
+    """Return the new ReplicaSet's replicas after one scale-up step (``NewRSNewReplicas``).
+
+    ``all_rss`` are the ReplicaSets whose replicas count towards the surge
+    ceiling (upstream passes every ReplicaSet, the new one included).
+    """
+    if not d.rolling:
+        return d.replicas
+    # The raw surge, rounded up, without the 0/0 adjustment (which only touches unavailable).
+    surge = parse_int_or_percent(
+        d.max_surge if d.max_surge is not None else 0, d.replicas, round_up=True
+    )
+    current = sum(_pod_count(rs, d) for rs in all_rss)
+    max_total = d.replicas + surge
+    if current >= max_total:
+        return new_rs.spec_replicas
+    scale_up = min(max_total - current, d.replicas - new_rs.spec_replicas)
+    return new_rs.spec_replicas + scale_up
+
+
+def reconcile_new_replica_set(
+    d: DeploymentShape, all_rss: Sequence[ReplicaSetState], new_rs: ReplicaSetState
+) -> bool:
+    """Scale the new ReplicaSet up (or down to replicas); return whether it changed."""
+    if new_rs.spec_replicas == d.replicas:
+        return False
+    if new_rs.spec_replicas > d.replicas:
+        new_rs.spec_replicas = d.replicas
+        return True
+    target = new_rs_new_replicas(d, all_rss, new_rs)
+    changed = target != new_rs.spec_replicas
+    new_rs.spec_replicas = target
+    return changed
+
+
+def _oldest_first(rss: Sequence[ReplicaSetState]) -> list[ReplicaSetState]:
+    return sorted(rss, key=lambda rs: (rs.created, rs.name))
+
+
+def max_scaled_down(d: DeploymentShape, all_pods: int, new_rs_unavailable: int) -> int:
+    """Return how many old replicas one scale-down pass may remove (before cleanup).
+
+    Parameters
+    ----------
+    d
+        The Deployment.
+    all_pods
+        The sum of ``spec.replicas`` over all its ReplicaSets.
+    new_rs_unavailable
+        The new ReplicaSet's ``spec.replicas - status.availableReplicas``.
+    """
+    return all_pods - min_available(d) - new_rs_unavailable
+
+
+def cleanup_unhealthy_replicas(old_rss: Sequence[ReplicaSetState], max_cleanup_count: int) -> int:
+    """Remove unavailable replicas from old ReplicaSets, oldest first; return how many."""
+    total = 0
+    for rs in _oldest_first(old_rss):
+        if total >= max_cleanup_count:
+            break
+        if rs.spec_replicas == 0 or rs.spec_replicas == rs.available_replicas:
+            continue
+        count = min(max_cleanup_count - total, rs.spec_replicas - rs.available_replicas)
+        rs.spec_replicas -= count
+        total += count
+    return total
+
+
+def scale_down_old_replica_sets(
+    d: DeploymentShape, all_rss: Sequence[ReplicaSetState], old_rss: Sequence[ReplicaSetState]
+) -> int:
+    """Remove available old replicas down to minAvailable, oldest first; return how many."""
+    available = sum(rs.available_replicas for rs in all_rss)
+    floor = min_available(d)
+    if available <= floor:
+        return 0
+    budget = available - floor
+    total = 0
+    for rs in _oldest_first(old_rss):
+        if total >= budget:
+            break
+        if rs.spec_replicas == 0:
+            continue
+        count = min(rs.spec_replicas, budget - total)
+        rs.spec_replicas -= count
+        total += count
+    return total
+
+
+def reconcile_old_replica_sets(
+    d: DeploymentShape, old_rss: Sequence[ReplicaSetState], new_rs: ReplicaSetState
+) -> int:
+    """Run the scale-down half of a rolling pass; return the old replicas removed."""
+    if sum(rs.spec_replicas for rs in old_rss) == 0:
+        return 0
+    all_pods = sum(rs.spec_replicas for rs in old_rss) + new_rs.spec_replicas
+    budget = max_scaled_down(d, all_pods, new_rs.spec_replicas - new_rs.available_replicas)
+    if budget <= 0:
+        return 0
+    cleaned = cleanup_unhealthy_replicas(old_rss, budget)
+    scaled = scale_down_old_replica_sets(d, [*old_rss, new_rs], old_rss)
+    return cleaned + scaled
+
+
+def rolling_pass(
+    d: DeploymentShape, old_rss: Sequence[ReplicaSetState], new_rs: ReplicaSetState
+) -> str | None:
+    """Run one rolling-update pass; return ``new+N``, ``old-N``, ``new-N`` or None.
+
+    One pass scales the new ReplicaSet up or, only when it could not, scales
+    old ReplicaSets down, never both.
+    """
+    before = new_rs.spec_replicas
+    if reconcile_new_replica_set(d, [*old_rss, new_rs], new_rs):
+        delta = new_rs.spec_replicas - before
+        return f"new+{delta}" if delta > 0 else f"new{delta}"
+    removed = reconcile_old_replica_sets(d, old_rss, new_rs)
+    return f"old-{removed}" if removed else None
+
+
+def rolling_update_sequence(
+    replicas: int,
+    max_surge: int | str | None,
+    max_unavailable: int | str | None,
+    *,
+    old: int | None = None,
+    new: int = 0,
+) -> list[str]:
+    """Return the scale steps of a rolling update when every pod becomes available at once."""
+    d = DeploymentShape(replicas, "RollingUpdate", max_surge, max_unavailable)
+    start_old = replicas if old is None else old
+    old_rs = ReplicaSetState("old", start_old, start_old, start_old, created=0)
+    new_rs = ReplicaSetState("new", new, new, new, created=1)
+    steps: list[str] = []
+    for _ in range(4 * (replicas + start_old) + 4):
+        step = rolling_pass(d, [old_rs], new_rs)
+        if step is None:
+            break
+        steps.append(step)
+        for rs in (old_rs, new_rs):
+            rs.status_replicas = rs.available_replicas = rs.spec_replicas
+    return steps
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """Replica counts of a Deployment's status (or of one newly computed)."""
+
+    replicas: int = 0
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    observed_generation: int = 0
+
+
+def deployment_complete(spec_replicas: int, generation: int, status: RolloutStatus) -> bool:
+    """Return whether a rollout is complete: every replica updated and available, observed."""
+    return (
+        status.updated_replicas == spec_replicas
+        and status.replicas == spec_replicas
+        and status.available_replicas == spec_replicas
+        and status.observed_generation >= generation
+    )
+
+
+def deployment_progressing(old: RolloutStatus, new: RolloutStatus) -> bool:
+    """Return whether the new status shows progress over the old one, as the controller counts."""
+    old_old = old.replicas - old.updated_replicas
+    new_old = new.replicas - new.updated_replicas
+    return (
+        new.updated_replicas > old.updated_replicas
+        or new_old < old_old
+        or new.ready_replicas > old.ready_replicas
+        or new.available_replicas > old.available_replicas
+    )
+
+
+def has_progress_deadline(progress_deadline_s: float | None) -> bool:
+    """Return whether a progressDeadlineSeconds value sets a deadline (None and MaxInt32 do not)."""
+    return progress_deadline_s is not None and progress_deadline_s != MAX_INT32
+
+
+def _condition_time(condition: Mapping[str, Any], key: str = "lastUpdateTime") -> datetime | None:
+    value = condition.get(key, condition.get("last_update_time"))
+    return _parse_created(value)
+
+
+def deployment_timed_out(
+    progress_deadline_s: float | None,
+    progressing: Mapping[str, Any] | None,
+    now: datetime | None,
+) -> bool:
+    """Return whether a rollout exceeded its progress deadline at ``now``.
+
+    Parameters
+    ----------
+    progress_deadline_s
+        ``spec.progressDeadlineSeconds``; ``None`` or MaxInt32 for no deadline.
+    progressing
+        The Deployment's ``Progressing`` condition (API JSON), or ``None``.
+    now
+        The instant to judge at.
+    """
+    if not has_progress_deadline(progress_deadline_s) or not progressing:
+        return False
+    reason = progressing.get("reason") or ""
+    if reason == "NewReplicaSetAvailable":
+        return False
+    if reason == "ProgressDeadlineExceeded":
+        return True
+    since = _condition_time(progressing)
+    if since is None or now is None or progress_deadline_s is None:
+        return False
+    return since + pd.Timedelta(seconds=progress_deadline_s) < now
+
+
+def requeue_stuck_deployment(
+    progress_deadline_s: float | None,
+    spec_replicas: int,
+    progressing: Mapping[str, Any] | None,
+    new_status: RolloutStatus,
+    now: datetime | None,
+    *,
+    generation: int = 0,
+) -> float:
+    """Return seconds until the controller re-checks a stalled rollout (-1: never, 0: at once).
+
+    Parameters
+    ----------
+    progress_deadline_s
+        ``spec.progressDeadlineSeconds``; ``None`` or MaxInt32 for no deadline.
+    spec_replicas
+        ``spec.replicas``.
+    progressing
+        The stored ``Progressing`` condition (API JSON), or ``None``.
+    new_status
+        The status the controller just computed.
+    now
+        The instant of the check.
+    generation
+        ``metadata.generation``.
+    """
+    if not has_progress_deadline(progress_deadline_s) or not progressing:
+        return -1
+    if deployment_complete(spec_replicas, generation, new_status):
+        return -1
+    if (progressing.get("reason") or "") == "ProgressDeadlineExceeded":
+        return -1
+    since = _condition_time(progressing)
+    if since is None or now is None or progress_deadline_s is None:
+        return 0
+    after = (since - now).total_seconds() + progress_deadline_s
+    return 0 if after < 1 else after
+
+
+def _go_round(value: float) -> int:
+    # Go's math.Round rounds halves away from zero; Python's round() rounds them to even.
+    return math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
+
+
+def replica_set_fraction(rs: ReplicaSetState, d: DeploymentShape) -> int:
+    """Return how many replicas proportional scaling adds to (or removes from) a ReplicaSet."""
+    if d.replicas == 0:
+        return -rs.spec_replicas
+    allowed = d.replicas + max_surge(d)
+    try:
+        annotated = int(rs.annotations.get(MAX_REPLICAS_ANNOTATION, ""))
+    except ValueError:
+        annotated = 0
+    if annotated == 0:
+        # Without the annotation the controller falls back to the Deployment's status.replicas.
+        annotated = d.status_replicas
+    if annotated == 0:
+        return 0
+    return _go_round(rs.spec_replicas * allowed / annotated) - rs.spec_replicas
+
+
+def is_saturated(d: DeploymentShape, rs: ReplicaSetState | None) -> bool:
+    """Return whether a ReplicaSet runs all of the Deployment's replicas, all available."""
+    if rs is None:
+        return False
+    try:
+        desired = int(rs.annotations.get(DESIRED_REPLICAS_ANNOTATION, ""))
+    except ValueError:
+        return False
+    return rs.spec_replicas == d.replicas == desired == rs.available_replicas
+
+
+def replicas_annotations_need_update(
+    annotations: Mapping[str, str], desired_replicas: int, max_replicas: int
+) -> bool:
+    """Return whether a ReplicaSet's desired/max-replicas annotations differ from these values."""
+    return annotations.get(DESIRED_REPLICAS_ANNOTATION) != str(desired_replicas) or annotations.get(
+        MAX_REPLICAS_ANNOTATION
+    ) != str(max_replicas)
+
+
+def proportional_scale(
+    d: DeploymentShape, new_rs: ReplicaSetState | None, old_rss: Sequence[ReplicaSetState]
+) -> None:
+    """Scale the ReplicaSets in place as the controller does on a scaling event (``scale``)."""
+    rss = [*old_rss, *([new_rs] if new_rs is not None else [])]
+    active = [rs for rs in rss if rs.spec_replicas > 0]
+
+    # One active ReplicaSet (or none: the newest) takes all replicas.
+    if new_rs is not None or old_rss:
+        only: ReplicaSetState | None = None
+        if len(active) == 1:
+            only = active[0]
+        elif not active:
+            newest_old = sorted(old_rss, key=lambda rs: (rs.created, rs.name))[-1:]
+            only = new_rs if new_rs is not None else newest_old[0]
+        if only is not None:
+            only.spec_replicas = d.replicas
+            return
+
+    if is_saturated(d, new_rs):
+        for rs in old_rss:
+            rs.spec_replicas = 0
+        return
+    if not d.rolling:
+        return
+
+    allowed = d.replicas + max_surge(d) if d.replicas > 0 else 0
+    to_add = allowed - sum(rs.spec_replicas for rs in active)
+    if to_add == 0 or not active:
+        return
+    # Largest first; ties newer first when adding, older first when removing.
+    if to_add > 0:
+        active.sort(key=lambda rs: (-rs.spec_replicas, _neg_age(rs)))
+    else:
+        active.sort(key=lambda rs: (-rs.spec_replicas, rs.created, rs.name))
+    added = 0
+    sizes = {}
+    for rs in active:
+        proportion = 0
+        if to_add != added:
+            fraction = replica_set_fraction(rs, d)
+            remaining = to_add - added
+            proportion = min(fraction, remaining) if to_add > 0 else max(fraction, remaining)
+        sizes[id(rs)] = rs.spec_replicas + proportion
+        added += proportion
+    for index, rs in enumerate(active):
+        size = sizes[id(rs)]
+        if index == 0:
+            size = max(0, size + to_add - added)
+        rs.spec_replicas = size
+
+
+def _neg_age(rs: ReplicaSetState) -> tuple[Any, ...]:
+    # A key that sorts newer ReplicaSets first (numbers, strings or datetimes).
+    created = rs.created
+    if isinstance(created, int | float):
+        return (-created, rs.name)
+    if isinstance(created, datetime):
+        return (-created.timestamp(), rs.name)
+    return (tuple(-ord(c) for c in str(created)), rs.name)
+
+
+def cleanup_history(
+    old_rss: Sequence[ReplicaSetState], revision_history_limit: int | None
+) -> list[str]:
+    """Return the old ReplicaSets the controller deletes to honour revisionHistoryLimit."""
+    if revision_history_limit is None or revision_history_limit == MAX_INT32:
+        return []
+    alive = [rs for rs in old_rss if not rs.deleting]
+    excess = len(alive) - revision_history_limit
+    if excess <= 0:
+        return []
+
+    def by_revision(rs: ReplicaSetState) -> tuple[Any, ...]:
+        # Unparseable revisions fall back to age, as ReplicaSetsByRevision does.
+        number = rs.revision
+        return (0 if number is None else 1, number or 0, rs.created, rs.name)
+
+    deleted = []
+    for rs in sorted(alive, key=by_revision)[:excess]:
+        busy = rs.spec_replicas != 0 or rs.status_replicas != 0
+        if busy or rs.generation > rs.observed_generation:
+            continue
+        deleted.append(rs.name)
+    return deleted
+
+
+def old_pods_running(
+    new_rs_uid: str | None,
+    old_rss: Sequence[ReplicaSetState],
+    pod_phases_by_rs_uid: Mapping[str, Sequence[str]],
+) -> bool:
+    """Return whether a Recreate rollout must still wait for old pods to go."""
+    if sum(rs.status_replicas for rs in old_rss) > 0:
+        return True
+    for uid, phases in pod_phases_by_rs_uid.items():
+        if new_rs_uid is not None and uid == new_rs_uid:
+            continue
+        if any(phase not in ("Failed", "Succeeded") for phase in phases):
+            return True
+    return False
+
+
+def set_new_replica_set_revision(
+    annotations: dict[str, str],
+    new_revision: str,
+    *,
+    limit_chars: int = REVISION_HISTORY_LIMIT_CHARS,
+) -> bool:
+    """Set a ReplicaSet's revision, keeping its earlier numbers in revision-history.
+
+    Returns whether the annotations changed. The history keeps as many of
+    the most recent earlier revisions as fit in ``limit_chars``.
+    """
+    had_revision = REVISION_ANNOTATION in annotations
+    old_text = annotations.get(REVISION_ANNOTATION, "")
+    try:
+        old = int(old_text) if old_text else 0
+    except ValueError:
+        return False
+    try:
+        new = int(new_revision)
+    except ValueError:
+        return False
+    if old >= new:
+        return False
+    annotations[REVISION_ANNOTATION] = new_revision
+    if had_revision:
+        history = annotations.get(REVISION_HISTORY_ANNOTATION, "")
+        entries = history.split(",") if history else []
+        if not entries:
+            annotations[REVISION_HISTORY_ANNOTATION] = old_text
+        else:
+            total = len(history) + len(old_text) + 1
+            start = 0
+            while total > limit_chars and start < len(entries):
+                total -= len(entries[start]) + 1
+                start += 1
+            if total <= limit_chars:
+                annotations[REVISION_HISTORY_ANNOTATION] = ",".join([*entries[start:], old_text])
+    return True
+
+
+def kubectl_status(
+    name: str,
+    spec_replicas: int,
+    generation: int,
+    status: Mapping[str, Any],
+    *,
+    revision: int = 0,
+    running_revision: int = 0,
+) -> tuple[str, bool]:
+    """Return ``kubectl rollout status``'s message and whether the rollout is done.
+
+    A rollout past its progress deadline, or at another revision than the
+    one asked for, raises :class:`RolloutFailedError` with kubectl's message.
+
+    Parameters
+    ----------
+    name
+        The Deployment's name.
+    spec_replicas
+        ``spec.replicas``.
+    generation
+        ``metadata.generation``.
+    status
+        The Deployment's ``status`` (API JSON, camelCase).
+    revision
+        ``--revision``; 0 accepts any.
+    running_revision
+        The Deployment's revision annotation.
+    """
+    if revision > 0 and running_revision != revision:
+        raise RolloutFailedError(
+            f"desired revision ({revision}) is different from the running revision "
+            f"({running_revision})"
+        )
+    if generation <= int(status.get("observedGeneration") or 0):
+        conditions = status.get("conditions") or []
+        progressing = next((c for c in conditions if c.get("type") == "Progressing"), None)
+        if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+            raise RolloutFailedError(f'deployment "{name}" exceeded its progress deadline')
+        updated = int(status.get("updatedReplicas") or 0)
+        replicas = int(status.get("replicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
+        waiting = f'Waiting for deployment "{name}" rollout to finish: '
+        if updated < spec_replicas:
+            return (
+                f"{waiting}{updated} out of {spec_replicas} new replicas have been updated...\n",
+                False,
+            )
+        if replicas > updated:
+            return f"{waiting}{replicas - updated} old replicas are pending termination...\n", False
+        if available < updated:
+            return f"{waiting}{available} of {updated} updated replicas are available...\n", False
+        return f'deployment "{name}" successfully rolled out\n', True
+    return "Waiting for deployment spec update to be observed...\n", False
+
+
+class RolloutFailedError(RknbError):
+    """A rollout failed as ``kubectl rollout status`` reports it (deadline, wrong revision)."""
+
+
+# --------------------------------------------------------------------------- kubectl rollout undo
+
+
+class RollbackRefusedError(RknbError):
+    """``kubectl rollout undo`` would refuse this rollback (the Deployment is paused)."""
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What ``kubectl rollout undo`` does: the target, kubectl's result and the JSON Patch."""
+
+    target: Revision
+    result: str
+    patch: list[dict[str, Any]] | None
+
+    @property
+    def patched(self) -> bool:
+        """Whether a patch is sent (False for a skipped rollback)."""
+        return self.patch is not None
+
+
+def undo_annotations(
+    deployment_annotations: Mapping[str, str], rs_annotations: Mapping[str, str]
+) -> dict[str, str]:
+    """Return the Deployment's annotations after an undo: its six kept keys plus the RS's others."""
+    kept = {k: v for k, v in deployment_annotations.items() if k in SKIPPED_ANNOTATIONS}
+    copied = {k: v for k, v in rs_annotations.items() if k not in SKIPPED_ANNOTATIONS}
+    return {**kept, **copied}
+
+
+def _go_template(template: Mapping[str, Any]) -> dict[str, Any]:
+    # kubectl serialises a Go PodTemplateSpec: metadata, spec, and each container's name and
+    # resources are always present, even when empty.
+    out = copy.deepcopy(dict(template))
+    out.setdefault("metadata", {})
+    spec = out.setdefault("spec", {})
+    for key in ("initContainers", "containers"):
+        if key not in spec and key == "containers":
+            spec[key] = []
+        for container in spec.get(key) or []:
+            container.setdefault("name", "")
+            container.setdefault("resources", {})
+    return out
+
+
+def undo_patch(template: Mapping[str, Any], annotations: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Return kubectl's rollback JSON Patch: replace the pod template and the annotations."""
+    return [
+        {"op": "replace", "path": "/spec/template", "value": _go_template(template)},
+        {"op": "replace", "path": "/metadata/annotations", "value": dict(annotations)},
+    ]
+
+
+def undo(
+    deployment: Mapping[str, Any],
+    replicasets: Sequence[Mapping[str, Any]],
+    to_revision: int = 0,
+    *,
+    dry_run: str = "none",
+) -> Undo:
+    """Return what ``kubectl rollout undo --to-revision=N`` does, or raise its refusal.
+
+    Parameters
+    ----------
+    deployment
+        The Deployment as API JSON (as re-read from the API server).
+    replicasets
+        ReplicaSets of its namespace.
+    to_revision
+        0 for the second-highest revision, else a revision number.
+    dry_run
+        ``none``, ``client`` or ``server``; ``client`` skips the paused check, as kubectl.
+    """
+    name = str(_meta(deployment).get("name", ""))
+    target = undo_target(rollout_history(deployment, replicasets), to_revision, deployment=name)
+    if dry_run == "client":
+        return Undo(target, "rolled back (dry run)", None)
+    spec = deployment.get("spec") or {}
+    if spec.get("paused"):
+        namespace = _meta(deployment).get("namespace") or "default"
+        raise RollbackRefusedError(
+            f'you cannot rollback a paused deployment "{name}"; resume it first with '
+            f"`kubectl rollout resume deployment/{name} -n {namespace}` and try again"
+        )
+    current = _strip_hash(spec.get("template") or {})
+    wanted = _strip_hash(target.template)
+    if current == wanted:
+        result = f"skipped rollback (current template already matches revision {target.revision})"
+        return Undo(target, result, None)
+    rs = next(r for r in replicasets if _meta(r).get("name") == target.replicaset)
+    annotations = undo_annotations(
+        _meta(deployment).get("annotations") or {}, _meta(rs).get("annotations") or {}
+    )
+    return Undo(target, "rolled back", undo_patch(wanted, annotations))

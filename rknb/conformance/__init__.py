@@ -35,7 +35,7 @@ Status = Literal["passed", "failed", "skipped", "divergent"]
 RUNNERS: dict[str, str] = {
     "promql": "rknb.conformance.promql:run",
     # "hpa": "rknb.conformance.hpa:run",          # with rknb.hpa
-    # "rollout": "rknb.conformance.rollout:run",  # with rknb.rollout
+    "rollout": "rknb.conformance.rollout:run",
     # "audit": "rknb.conformance.audit:run",      # with rknb.audit
 }
 

@@ -14,17 +14,29 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rknb.errors import ClusterError, ParameterError
+from rknb.errors import ClusterError, ParameterError, RknbError
 from rknb.sources.base import KubeObject
 from rknb.sources.objects import check_kind, is_cluster_scoped, strip_secret
 
-__all__ = ["API_RESOURCES", "ApiResource", "ClusterSource", "WatchEvent"]
+__all__ = [
+    "API_RESOURCES",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "PATCH_TYPES",
+    "STRATEGIC_MERGE_PATCH",
+    "ApiResource",
+    "ClusterSource",
+    "WatchEvent",
+    "check_credential_plugin",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +103,11 @@ API_RESOURCES: dict[str, ApiResource] = {
     ]
 }
 
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+
 _MAX_LIST_RESTARTS = 2
 _MAX_RELISTS = 5
 
@@ -152,6 +169,7 @@ class ClusterSource:
                 self._api = client.ApiClient(configuration=configuration)
                 name = "in-cluster"
             else:
+                check_credential_plugin(kubeconfig, context)
                 self._api = config.new_client_from_config(
                     config_file=kubeconfig, context=context, persist_config=False
                 )
@@ -195,6 +213,56 @@ class ClusterSource:
         namespace = self._namespace(resource, namespace)
         path = resource.path(namespace, name)
         body = self._json("get", resource, namespace, path, [], name=name)
+        return self._clean(resource, body)
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: str = JSON_PATCH,
+        dry_run: bool = False,
+    ) -> KubeObject:
+        """Return the object after applying a patch (server-side dry run when ``dry_run``).
+
+        The one write rknb makes, used by the rollback drill. A 409 means the
+        object changed since the patch's resourceVersion precondition was read.
+
+        Parameters
+        ----------
+        kind
+            The kind of the object, one of ``base.SUPPORTED_KINDS``.
+        namespace
+            Its namespace, or ``None`` for the source's default.
+        name
+            Its name.
+        patch
+            The patch document (a list of operations for a JSON Patch).
+        patch_type
+            The Content-Type: JSON Patch, merge patch or strategic merge patch.
+        dry_run
+            Send ``dryRun=All``: the server validates and answers without storing.
+        """
+        if patch_type not in PATCH_TYPES:
+            known = ", ".join(PATCH_TYPES)
+            raise ParameterError("patch_type", f"{patch_type!r} is not a patch type; use {known}")
+        resource = _resource(kind)
+        namespace = self._namespace(resource, namespace)
+        query: _Query = [("dryRun", "All")] if dry_run else []
+        path = resource.path(namespace, name)
+        body = self._json(
+            "patch",
+            resource,
+            namespace,
+            path,
+            query,
+            name=name,
+            method="PATCH",
+            payload=patch,
+            content_type=patch_type,
+        )
         return self._clean(resource, body)
 
     def watch(
@@ -319,12 +387,20 @@ class ClusterSource:
         path: str,
         query: _Query,
         timeout: float | tuple[float, float],
+        *,
+        method: str = "GET",
+        payload: Any = None,
+        content_type: str | None = None,
     ) -> Any:
+        header_params = {"Accept": "application/json"}
+        if content_type:
+            header_params["Content-Type"] = content_type
         method, url, headers, body, post = self._api.param_serialize(
-            method="GET",
+            method=method,
             resource_path=path,
             query_params=query,
-            header_params={"Accept": "application/json"},
+            header_params=header_params,
+            body=payload,
             auth_settings=["BearerToken"],
         )
         return self._api.call_api(method, url, headers, body, post, _request_timeout=timeout)
@@ -339,12 +415,22 @@ class ClusterSource:
         *,
         name: str | None = None,
         timeout: float | tuple[float, float] | None = None,
+        method: str = "GET",
+        payload: Any = None,
+        content_type: str | None = None,
     ) -> Any:
         import urllib3
 
         shown = " ".join(f"{k}={'…' if k == 'continue' else v}" for k, v in query)
         try:
-            response = self._call(path, query, timeout or self.request_timeout_s)
+            response = self._call(
+                path,
+                query,
+                timeout or self.request_timeout_s,
+                method=method,
+                payload=payload,
+                content_type=content_type,
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterError(
                 f"cannot reach the API server of {self.description} for {verb} "
@@ -370,8 +456,21 @@ class ClusterSource:
         query: _Query,
         *,
         name: str | None = None,
+        method: str = "GET",
+        payload: Any = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
-        response = self._send(verb, resource, namespace, path, query, name=name)
+        response = self._send(
+            verb,
+            resource,
+            namespace,
+            path,
+            query,
+            name=name,
+            method=method,
+            payload=payload,
+            content_type=content_type,
+        )
         try:
             body = json.loads(response.read())
         except ValueError as exc:
@@ -448,6 +547,12 @@ class ClusterSource:
             )
         elif code == 404 and name is not None:
             text = f"{resource.kind} {name!r} {where} not found ({message}); check the name"
+        elif code == 409:
+            text = (
+                f"conflict: {resource.kind} {name!r} {where} was changed by someone else "
+                f"while rknb was working on it ({message}); read it again and decide whether "
+                "to go on"
+            )
         elif code == 404:
             text = (
                 f"the API server does not serve {resource.qualified} "
@@ -458,3 +563,50 @@ class ClusterSource:
                 f"{verb} {resource.qualified} {where} failed with HTTP {code} {reason}: {message}"
             )
         return ClusterError(text, status=code, reason=reason)
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    if kubeconfig:
+        return [kubeconfig]
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    return [os.path.expanduser("~/.kube/config")]
+
+
+def check_credential_plugin(kubeconfig: str | None, context: str | None) -> None:
+    """Refuse a context whose user runs a credential plugin that is not installed.
+
+    The ``kubernetes`` client logs a failed exec plugin and then sends its
+    calls without credentials, so a missing plugin would show up later as
+    confusing 401 or 403 answers (or, on a permissive cluster, as anonymous
+    access). This reads the kubeconfig before any call and raises
+    :class:`ClusterError` naming the plugin command instead. Unreadable
+    files are left to the client, which reports them itself.
+    """
+    from rknb.yamlfile import load_yaml_file
+
+    configs: list[dict[str, Any]] = []
+    for path in _kubeconfig_paths(kubeconfig):
+        try:
+            configs.extend(d for d in load_yaml_file(path) if isinstance(d, dict))
+        except (OSError, RknbError):
+            continue
+    if not configs:
+        return
+    current = context or next(
+        (c.get("current-context") for c in configs if c.get("current-context")), None
+    )
+    contexts = {
+        c.get("name"): c.get("context") or {} for cfg in configs for c in cfg.get("contexts") or []
+    }
+    users = {u.get("name"): u.get("user") or {} for cfg in configs for u in cfg.get("users") or []}
+    user = users.get((contexts.get(current) or {}).get("user"))
+    plugin = (user or {}).get("exec") or {}
+    command = plugin.get("command")
+    if command and shutil.which(str(command)) is None:
+        raise ClusterError(
+            f"the kubeconfig user of context {current!r} gets its credentials from the plugin "
+            f"{command!r}, which is not installed or not on PATH; install it (or fix the "
+            "kubeconfig) first, otherwise the calls would go out without credentials"
+        )

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from rknb.yamlfile import dump_yaml
 
+from .patching import PATCH_TYPES, PatchError, apply_patch
 from .resources import BY_KIND, BY_PATH, RESOURCES, Resource
 
 __all__ = ["FakeKube", "RecordedRequest", "Reply", "Request", "status_body"]
@@ -52,6 +53,7 @@ _REASONS = {
     405: "MethodNotAllowed",
     409: "Conflict",
     410: "Expired",
+    415: "UnsupportedMediaType",
     422: "Invalid",
     500: "InternalError",
 }
@@ -161,7 +163,11 @@ class FakeKube:
             "list": self._handle_list,
             "get": self._handle_get,
             "watch": self._handle_watch,
+            "patch": self._handle_patch,
         }
+        self._hooks: dict[str, list[Callable[[Request], None]]] = {}
+        #: Called with each stored object after a PATCH changed it (the controller listens).
+        self.on_change: list[Callable[[dict], None]] = []
 
     # -- the store ---------------------------------------------------------------------
 
@@ -212,6 +218,8 @@ class FakeKube:
             self._rv += 1
             metadata["resourceVersion"] = str(self._rv)
             if previous is None:
+                if resource.kind == "Deployment":
+                    metadata.setdefault("generation", 1)
                 metadata.setdefault("uid", str(uuid.UUID(int=self._rv)))
                 metadata.setdefault("creationTimestamp", "2026-11-30T12:00:00Z")
             else:
@@ -254,6 +262,15 @@ class FakeKube:
         resource = BY_KIND[kind]
         with self._lock:
             self._expire_watches[resource] = self._expire_watches.get(resource, 0) + count
+
+    def before_next(self, verb: str, action: Callable[[Request], None]) -> None:
+        """Run ``action`` once, just before the next request with this verb is answered.
+
+        Tests use it to change an object between a client's read and its write,
+        as another user would.
+        """
+        with self._lock:
+            self._hooks.setdefault(verb, []).append(action)
 
     # -- serving -----------------------------------------------------------------------
 
@@ -344,6 +361,10 @@ class FakeKube:
             return Reply(403, status_body(403, forbidden, **details)), verb
 
         request = Request(method, split.path, query, headers, body, resource, namespace, name, verb)
+        with self._lock:
+            hooks = self._hooks.pop(verb, [])
+        for hook in hooks:
+            hook(request)
         return handler(request), verb
 
     def _forbidden_message(
@@ -381,6 +402,58 @@ class FakeKube:
             }
             return Reply(404, status_body(404, message, **details))
         return Reply(200, copy.deepcopy(obj))
+
+    def _handle_patch(self, request: Request) -> Reply:
+        resource, name = request.resource, request.name or ""
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip()
+        if content_type not in PATCH_TYPES:
+            accepted = ", ".join(PATCH_TYPES)
+            message = f"the body of the request was in an unknown format; accepted: {accepted}"
+            return Reply(415, status_body(415, message))
+        dry_run = request.query.get("dryRun")
+        if dry_run not in (None, "All"):
+            return Reply(400, status_body(400, f"Invalid dry run value: {dry_run!r}"))
+        key = (request.namespace or "", name)
+        details = {"name": name, "group": resource.group, "kind": resource.plural}
+        with self._lock:
+            stored = self._objects[resource].get(key)
+            if stored is None:
+                message = f'{resource.qualified} "{name}" not found'
+                return Reply(404, status_body(404, message, **details))
+            try:
+                patched = apply_patch(stored, request.json(), content_type)
+            except (PatchError, ValueError, KeyError, IndexError, TypeError) as exc:
+                return Reply(
+                    422, status_body(422, f"the patch could not be applied: {exc}", **details)
+                )
+            if not isinstance(patched, dict):
+                return Reply(
+                    422, status_body(422, "the patch did not produce an object", **details)
+                )
+            meta = patched.setdefault("metadata", {})
+            current_rv = stored["metadata"]["resourceVersion"]
+            if meta.get("resourceVersion", current_rv) != current_rv:
+                message = (
+                    f'Operation cannot be fulfilled on {resource.qualified} "{name}": the '
+                    "object has been modified; please apply your changes to the latest version "
+                    "and try again"
+                )
+                return Reply(409, status_body(409, message, **details))
+            if meta.get("name") != name or meta.get("uid") != stored["metadata"].get("uid"):
+                return Reply(
+                    422, status_body(422, "metadata.name and metadata.uid are immutable", **details)
+                )
+            if patched.get("spec") != stored.get("spec"):
+                meta["generation"] = int(stored["metadata"].get("generation") or 1) + 1
+            if dry_run == "All":
+                result = copy.deepcopy(patched)
+                return Reply(200, result)
+            if patched == stored:
+                return Reply(200, copy.deepcopy(stored))
+            result = self._write(patched)
+        for listener in list(self.on_change):
+            listener(result)
+        return Reply(200, result)
 
     def _handle_list(self, request: Request) -> Reply:
         resource = request.resource
