@@ -441,3 +441,18 @@ class DeploymentController:
             changed = True
         if changed:
             self.fake.update(latest)
+
+
+def wait_rolled_out(fake: Any, name: str = "web", timeout_s: float = 10.0) -> dict[str, Any]:
+    """Return the Deployment once its rollout to 3 available replicas has finished."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        d = next(o for o in fake.objects("Deployment") if o["metadata"]["name"] == name)
+        s = d.get("status") or {}
+        if (
+            s.get("observedGeneration") == d["metadata"].get("generation")
+            and s.get("updatedReplicas") == s.get("availableReplicas") == s.get("replicas") == 3
+        ):
+            return d
+        time.sleep(0.02)
+    raise AssertionError(f"deployment {name} did not roll out: {d.get('status')}")

@@ -27,46 +27,11 @@ def seed_deployment() -> dict[str, Any]:
 
 # The fake API server is a package under tests/; make it importable as ``fakekube``.
 import sys  # noqa: E402
-import time  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fakekube.controller import DeploymentController, PodTiming  # noqa: E402
+from fakekube.controller import DeploymentController, PodTiming, wait_rolled_out  # noqa: E402
 from fakekube.plugin import fake_kube  # noqa: E402,F401
-
-
-def web_deployment(image: str = "example.org/web:1", *, deadline_s: int = 600) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "shop", "annotations": {}},
-        "spec": {
-            "replicas": 3,
-            "progressDeadlineSeconds": deadline_s,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-        },
-    }
-
-
-def wait_rolled_out(fake, name: str = "web", timeout_s: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        d = next(o for o in fake.objects("Deployment") if o["metadata"]["name"] == name)
-        s = d.get("status") or {}
-        if (
-            s.get("observedGeneration") == d["metadata"].get("generation")
-            and s.get("updatedReplicas") == s.get("availableReplicas") == s.get("replicas") == 3
-        ):
-            return d
-        time.sleep(0.02)
-    raise AssertionError(f"deployment {name} did not roll out: {d.get('status')}")
+from fakekube.samples import web_deployment  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_rolled_out
+from fakekube.controller import wait_rolled_out
 
 from rknb import drill, rollout
 from rknb.conformance import run_area
@@ -151,7 +151,8 @@ def test_a_change_by_someone_else_before_the_patch_is_a_conflict(cluster_with_hi
 
 
 def test_a_broken_target_exceeds_the_deadline_and_prints_the_restore(fake_kube, tmp_path):
-    from conftest import DeploymentController, PodTiming, web_deployment
+    from fakekube.controller import DeploymentController, PodTiming
+    from fakekube.samples import web_deployment
 
     from rknb.sources.cluster import MERGE_PATCH
 
