@@ -30,7 +30,8 @@ apdex_threshold: str = "250ms"  # Apdex T: satisfied under T and tolerating unde
 import pandas as pd
 
 import rknb.notebook as nb
-from rknb import latency, plots, slo as slos
+from rknb import latency, plots
+from rknb import slo as slos
 from rknb.times import parse_duration
 from rknb.yamlfile import dump_yaml
 
