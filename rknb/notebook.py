@@ -132,7 +132,8 @@ def start(
     _configure_plots()
     _configure_tables()
 
-    metrics = open_metrics(prometheus)
+    given_time = parse_time(report_time, name="report_time") if report_time else None
+    metrics = open_metrics(prometheus, cluster=cluster, report_time=given_time)
     objects = open_objects(cluster)
     now = _resolve_report_time(report_time, metrics, objects)
     window = Window(

@@ -13,6 +13,9 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from rknb.catalog import load_catalog
+from rknb.config import load_config
+from rknb.credentials import redact
 from rknb.errors import ParameterError
 from rknb.sources.base import (
     SUPPORTED_KINDS,
@@ -31,7 +34,6 @@ from rknb.sources.bundle import (
     open_bundle,
 )
 from rknb.sources.cluster import ClusterSource
-from rknb.sources.credentials import redact
 from rknb.sources.demo import open_demo
 from rknb.sources.manifests import ManifestSource, SkippedDocument
 from rknb.sources.objects import ObjectListSource
@@ -82,22 +84,40 @@ def _is_url(spec: str) -> bool:
     return spec.startswith(("http://", "https://"))
 
 
-def open_metrics(spec: str, *, seed: int | None = None) -> MetricsSource:
+def open_metrics(
+    spec: str,
+    *,
+    seed: int | None = None,
+    cluster: str | None = None,
+    report_time: datetime | None = None,
+) -> MetricsSource:
     """Return the metrics source a ``prometheus`` parameter names.
 
     Parameters
     ----------
     spec
-        ``demo``, ``demo:SEED``, an ``http(s)://`` URL, or a bundle folder.
+        ``demo``, ``demo:SEED``, an ``http(s)://`` URL, a bundle folder, an
+        endpoint named in the configuration (:mod:`rknb.config`), or
+        ``config`` for the endpoint the configuration maps ``cluster`` to.
     seed
         The demo scenario's seed when the spec is plain ``demo``.
+    cluster
+        The ``cluster`` parameter (a kubeconfig context), for ``config``.
+    report_time
+        The instant a live source's relative times count from.
     """
     spec = str(spec).strip()
     is_demo, demo_seed = _demo_seed(spec, seed, "prometheus")
     if is_demo:
         return open_demo(demo_seed)[0]
-    if _is_url(spec):
-        return PrometheusSource(spec)
+    if spec and not _is_url(spec) and is_bundle(spec):
+        return open_bundle(spec)[0]
+    config = load_config()
+    if _is_url(spec) or spec == "config" or spec in config.endpoints:
+        settings = config.endpoint(spec, cluster=cluster)
+        url = settings.pop("url")
+        catalog = load_catalog(config.catalog) if config.catalog else None
+        return PrometheusSource(url, catalog=catalog, report_time=report_time, **settings)
     if spec and is_bundle(spec):
         return open_bundle(spec)[0]
     if spec and Path(spec).exists():

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rknb.sources.credentials import REDACTED, redact
+from rknb.credentials import REDACTED, redact
 
 
 def test_authorization_header_value_is_removed():

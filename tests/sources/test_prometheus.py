@@ -87,11 +87,14 @@ def test_long_range_is_chunked_under_the_point_limit_without_duplicates(stub_fac
     frame = source_for(stub).query_range("request_rate", SELECTOR, Window(START, end, 60))
 
     assert len(stub.requests) == 3
-    for request in stub.requests:
+    # Chunks are fetched concurrently, so the stub sees them in any order.
+    requests = sorted(stub.requests, key=lambda r: float(r.form["start"]))
+    for request in requests:
         span = float(request.form["end"]) - float(request.form["start"])
         assert span / float(request.form["step"]) <= MAX_POINTS_PER_SERIES
     # Adjacent chunks overlap at their boundary; each boundary sample is kept once.
-    assert stub.requests[1].form["start"] == stub.requests[0].form["end"]
+    assert requests[1].form["start"] == requests[0].form["end"]
+    assert requests[0].form["end"] == str(int(START.timestamp()) + 11_000 * 60)
     assert len(frame) == steps + 1
     assert frame["timestamp"].is_monotonic_increasing and frame["timestamp"].is_unique
     assert frame["value"].iloc[-1] == START.timestamp() + steps * 60
@@ -148,10 +151,14 @@ def test_instant_query_sends_time_and_parses_a_vector(stub_factory):
     assert frame["le"].tolist() == ["0.5"] and frame["value"].tolist() == [7.0]
 
 
-def test_empty_answer_is_an_empty_frame(stub_factory):
+def test_empty_answer_is_an_empty_frame_with_the_query_labels_and_a_warning(stub_factory, caplog):
     stub = stub_factory(lambda r: matrix([]))
-    frame = source_for(stub).query_range("request_rate", SELECTOR, Window(START, START, 30))
-    assert frame.empty and list(frame.columns) == ["timestamp", "value"]
+    with caplog.at_level(logging.WARNING, logger="rknb.sources.prometheus"):
+        frame = source_for(stub).query_range("request_rate", SELECTOR, Window(START, START, 30))
+    # request_rate sums by status: the column exists even with no series.
+    assert frame.empty and list(frame.columns) == ["timestamp", "status", "value"]
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert "request_rate returned no samples for reasonkit/reasonkit-pro-mcp" in caplog.text
 
 
 def test_url_with_user_and_password_is_refused():
@@ -205,6 +212,93 @@ def test_parsed_frame_follows_the_store_sources_conventions():
         np.array([10.5, 11.0, 12.0]),
     )
     frame = parse_matrix(result)
-    pd.testing.assert_frame_equal(frame, expected)
+    # Label columns are categorical (a code per sample, not a string); the values are the same.
+    assert all(isinstance(frame[c].dtype, pd.CategoricalDtype) for c in ("a", "b"))
+    assert frame["b"].cat.categories.tolist() == ["1", "2"]
+    pd.testing.assert_frame_equal(frame.astype({"a": object, "b": object}), expected)
     # Sorted by labels: ("", "2") sorts before ("x", "1"); the NaN sample is dropped.
     assert frame["a"].tolist() == ["", "", "x"]
+
+
+def _vector(r):
+    return (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+
+
+def test_relative_instant_counts_from_report_time(stub_factory):
+    stub = stub_factory(_vector)
+    source = source_for(stub, report_time=START)
+    source.query_instant("container_restarts", SELECTOR, "now-7d")
+    source.query_instant("container_restarts", SELECTOR, "2024-01-01T02:00:00+02:00")
+    sent = [r.form["time"] for r in stub.requests]
+    assert sent == [str(1704067200 - 7 * 86400), "1704067200"]  # +02:00 is midnight UTC
+
+
+def test_naive_datetime_is_refused_rather_than_read_as_local_time(stub_factory):
+    stub = stub_factory(_vector)
+    with pytest.raises(ParameterError, match="no UTC offset"):
+        source_for(stub).query_instant("container_restarts", SELECTOR, datetime(2024, 1, 1))
+    assert stub.requests == []
+
+
+def test_more_series_than_the_limit_fails_with_advice_to_aggregate(stub_factory):
+    many = [({"pod": f"p-{i}"}, [(1704067200.0, 1.0)]) for i in range(6)]
+    stub = stub_factory(lambda r: matrix(many))
+    source = source_for(stub, max_series=5)
+    with pytest.raises(QueryError, match=r"6 series, over the limit of 5; aggregate"):
+        source.query_range("request_rate", SELECTOR, Window(START, START, 30))
+
+
+def test_a_failing_chunk_fails_the_whole_range_query(stub_factory):
+    def answer(request):
+        if float(request.form["start"]) > START.timestamp():
+            return error(422, "execution", "query processing would load too many samples")
+        return grid_answer(request)
+
+    stub = stub_factory(answer)
+    end = datetime.fromtimestamp(START.timestamp() + 25_000 * 60, UTC)
+    with pytest.raises(QueryError, match="too many samples") as caught:
+        source_for(stub).query_range("request_rate", SELECTOR, Window(START, end, 60))
+    assert caught.value.status == 422
+    assert len(stub.requests) == 3  # 422 is not retried
+
+
+BODY = (
+    b'{"status":"success","data":{"resultType":"matrix","result":['
+    b'{"metric":{"pod":"a]],\\"values\\":["},"values":[[1704067200,"NaN"],[1704067215.5,"+Inf"]]},'
+    b'{"metric":{},"values":[[1704067200,"-Inf"],[1704067230,"1e-3"]]}]}}'
+)
+
+
+def test_raw_matrix_body_parses_to_arrays_with_nan_and_infinities():
+    from rknb.sources.prometheus import parse_matrix_body
+
+    labels, pairs = parse_matrix_body(BODY)
+    # The escaped quotes inside a label value do not end the metric object.
+    assert labels == [{"pod": 'a]],"values":['}, {}]
+    assert pairs[0][0, 0] == 1704067200 and np.isnan(pairs[0][0, 1])
+    assert pairs[0][1].tolist() == [1704067215.5, float("inf")]
+    assert pairs[1].tolist() == [[1704067200, float("-inf")], [1704067230, 0.001]]
+
+
+def test_raw_matrix_body_with_warnings_or_an_odd_layout_falls_back_to_json():
+    from rknb.sources.prometheus import parse_matrix_body
+
+    assert parse_matrix_body(BODY[:-2] + b'},"warnings":["partial"]}') is None
+    assert parse_matrix_body(BODY.replace(b'"result":[', b'"result": [')) is None
+    assert parse_matrix_body(BODY[:-10]) is None  # truncated
+    empty = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    assert parse_matrix_body(empty) == ([], [])
+
+
+def test_fast_and_json_paths_give_the_same_frame(stub_factory):
+    import json
+
+    from rknb.sources.prometheus import parse_matrix, parse_matrix_body
+
+    fast = parse_matrix_body(BODY)
+    assert fast is not None
+    from rknb.sources.prometheus import _frame
+
+    slow = parse_matrix(json.loads(BODY)["data"]["result"])
+    pd.testing.assert_frame_equal(_frame(*fast), slow)
+    assert len(slow) == 3  # the NaN sample is dropped, the infinities kept
