@@ -1,11 +1,12 @@
 # %% [markdown]
 # # HPA tuning
 #
-# For whoever owns the autoscaler: what did the HorizontalPodAutoscaler do on the
-# recorded load, what would it have done with a candidate configuration, and which of
-# the two costs fewer replica-hours for how much time above the utilization target.
-# The replay runs the controller's ratio rule (with tolerance), the min/max clamp and
-# the stabilization windows over the workload's measured CPU demand.
+# For whoever owns the autoscaler: what would this HorizontalPodAutoscaler, or a
+# candidate config, have done on the recorded load, and which config costs the fewest
+# replica-hours while keeping demand under the Ready pods' capacity at the target? Every
+# decision comes from an exact re-implementation of the autoscaling/v2 controller
+# (integer utilization, unready pods, tolerance, stabilization, rate policies), replayed
+# every sync period with pods that take their real start-up time to become Ready.
 
 # %% tags=["parameters"]
 prometheus: str = "demo"  # metrics: "demo", "demo:SEED", a Prometheus URL or a bundle folder
@@ -15,15 +16,20 @@ workload: str = "reasonkit-pro-mcp"  # Deployment the HPA scales
 report_time: str = ""  # the instant "now" means (ISO 8601 with offset); empty: the source's own
 start: str = "now-14d"  # window start: ISO 8601 with offset, or relative to report_time
 end: str = "now"  # window end
-step: str = "30s"  # replay resolution: one decision per step (the scrape interval)
+step: str = "30s"  # query resolution of the demand (the replay decides every sync period)
 candidate_target: float = 0.6  # candidate target CPU utilization, a fraction (0 keeps the HPA's)
 candidate_min_replicas: int = 0  # candidate minReplicas (0 keeps the HPA's)
 candidate_max_replicas: int = 0  # candidate maxReplicas (0 keeps the HPA's)
 candidate_scale_down_window: str = ""  # candidate scale-down window (empty keeps the HPA's)
+max_time_above_target: float = 0.05  # search: largest fraction of time above target allowed
+max_lag: str = "10m"  # search: longest lag allowed (demand above capacity at target)
+startup: str = ""  # pod start-up to Ready; empty: from pod ages or the readiness probe
 
 # %%
+import yaml
+
 import rknb.notebook as nb
-from rknb import capacity, hpa, plots
+from rknb import capacity, hpa, plots, widgets
 from rknb.times import parse_duration
 
 run = nb.start(
@@ -44,21 +50,67 @@ autoscaler = next(
     if h["spec"]["scaleTargetRef"]["name"] == workload
 )
 deployment = next(d for d in run.list("Deployment") if d["metadata"]["name"] == workload)
-request_cores = float(capacity.requests_and_limits([deployment])["cpu_request_cores"].sum())
+own_pods = [
+    p for p in run.list("Pod") if capacity.workload_of_pod(p["metadata"]["name"]) == workload
+]
+startups = hpa.observed_startup_s(own_pods)
+pods = hpa.pod_model_from_deployment(deployment, observed_startup_s=startups)
+if startup:
+    pods = hpa.PodModel(
+        pods.capacity_per_replica, parse_duration(startup, name="startup"), pods.metric_window_s,
+        pods.cpu_limit_cores,
+    )  # fmt: skip
 demand = capacity.workload_demand(run.query_range("container_cpu_cores"), workload=workload)
 replicas = run.query_range("deployment_replicas").set_index("timestamp")["value"]
 desired = run.query_range(
     "hpa_desired_replicas",
     workload=None,
     labels={"horizontalpodautoscaler": autoscaler["metadata"]["name"]},
-)
-observed = hpa.scale_events(desired.set_index("timestamp")["value"])
+).set_index("timestamp")["value"]
+observed = hpa.scale_events(desired)
+first = int(replicas.iloc[0])
 
 # %% [markdown]
 # ## The answer
 
 # %%
 current_config = hpa.HpaConfig.from_object(autoscaler)
+reference = current_config.target_utilization
+candidates = hpa.grid(
+    current_config,
+    targets=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
+    min_replicas=sorted({max(1, current_config.min_replicas - 1), current_config.min_replicas}),
+    scale_down_windows_s=[60, 300, 600],
+)
+table = hpa.search(
+    demand, candidates, pods=pods, initial_replicas=first, reference_target=reference
+)
+choice = hpa.recommend(
+    table,
+    candidates,
+    max_time_above_target=max_time_above_target,
+    max_lag_s=parse_duration(max_lag, name="max_lag"),
+)
+current = hpa.replay(demand, config=current_config, pods=pods, initial_replicas=first)
+current_summary = hpa.summarize(current, config=current_config, pods=pods)
+nb.show(
+    f"**Current HPA ({current_config.label()}), replayed with the exact controller:** "
+    f"{current_summary.replica_hours:,.0f} replica-hours, "
+    f"{current_summary.fraction_above_target:.1%} of the time above its {reference:.0%} target, "
+    f"worst lag {current_summary.lag_worst_s:,.0f} s. Candidates are measured against the same "
+    f"{reference:.0%}: time above it, and lag until Ready capacity at it catches up.\n\n"
+    + choice.markdown() + "\n\n" + hpa.trade_off(current_summary, choice)
+)
+
+# %%
+if choice.config is not None:
+    patch = hpa.manifest_patch(
+        choice.config, name=autoscaler["metadata"]["name"], namespace=namespace
+    )
+    nb.show("Patch (`kubectl patch hpa --type merge -p ...`):\n\n```yaml\n"
+            + yaml.safe_dump(patch, sort_keys=False) + "```")  # fmt: skip
+
+# %%
 candidate_config = hpa.with_changes(
     current_config,
     min_replicas=candidate_min_replicas,
@@ -70,15 +122,12 @@ candidate_config = hpa.with_changes(
         else -1.0
     ),
 )
-first = int(replicas.iloc[0])
-current = hpa.replay(
-    demand, cpu_request_cores=request_cores, config=current_config, initial_replicas=first
-)
 candidate = hpa.replay(
-    demand, cpu_request_cores=request_cores, config=candidate_config, initial_replicas=first
+    demand, config=candidate_config, pods=pods, initial_replicas=first, engine="fast"
 )
-current_summary = hpa.summarize(current, config=current_config, step_s=run.window.step_s)
-candidate_summary = hpa.summarize(candidate, config=candidate_config, step_s=run.window.step_s)
+candidate_summary = hpa.summarize(
+    candidate, config=candidate_config, pods=pods, reference_target=reference
+)
 nb.show(
     hpa.headline(
         current_summary,
@@ -88,81 +137,138 @@ nb.show(
         candidate_config=candidate_config,
     )
 )
+recommended = choice.row
 nb.record(
     observed_scale_ups=int((observed["direction"] == "up").sum()),
     observed_scale_downs=int((observed["direction"] == "down").sum()),
-    observed_peak_replicas=int(desired["value"].max()),
-    observed_min_replicas=int(desired["value"].min()),
+    observed_peak_replicas=int(desired.max()),
+    observed_min_replicas=int(desired.min()),
     observed_replica_hours=float(replicas.sum() * run.window.step_s / 3600),
     replica_hours=current_summary.replica_hours,
     fraction_above_target=current_summary.fraction_above_target,
+    lag_worst_s=current_summary.lag_worst_s,
+    lag_p95_s=current_summary.lag_p95_s,
+    risk_windows=current_summary.risk_windows,
     peak_replicas=current_summary.peak_replicas,
     flaps=current_summary.flaps,
     scale_ups=current_summary.scale_ups,
     scale_downs=current_summary.scale_downs,
     time_at_max_s=current_summary.time_at_max_s,
+    pod_startup_s=pods.startup_s,
     candidate_replica_hours=candidate_summary.replica_hours,
     candidate_fraction_above_target=candidate_summary.fraction_above_target,
     candidate_peak_replicas=candidate_summary.peak_replicas,
     candidate_flaps=candidate_summary.flaps,
+    candidates_searched=len(candidates),
+    recommended=recommended.get("candidate", ""),
+    recommended_replica_hours=recommended.get("replica_hours"),
+    recommended_fraction_above_target=recommended.get("fraction_above_target"),
+    recommended_lag_worst_s=recommended.get("lag_worst_s"),
 )
 hpa.compare(current_summary, candidate_summary).rename(
     columns={"a": "current", "b": "candidate"}
 ).round(3)
 
 # %% [markdown]
-# ## Replicas against demand
+# ## Demand, Ready capacity and replicas
+
 
 # %%
-fig, axes = plots.new_figure(rows=2)
-plots.time_series(
-    {
-        "observed": replicas,
-        "replay, current": current.set_index("timestamp")["replicas"],
-        "replay, candidate": candidate.set_index("timestamp")["replicas"],
-    },
-    title="Replicas",
-    ylabel="replicas",
-    ax=axes[0],
-    step=True,
-)
-plots.time_series(
-    {
-        "current": current.set_index("timestamp")["utilization"],
-        "candidate": candidate.set_index("timestamp")["utilization"],
-    },
-    title="CPU utilization of the requests",
-    ylabel="utilization (fraction)",
-    ax=axes[1],
-    threshold=current_config.target_utilization,
-    threshold_label="current target",
-);
+def chart(frame, config):
+    """Demand against Ready capacity (top) and replicas with scale events (bottom)."""
+    series = frame.set_index("timestamp")
+    ready = series["ready_replicas"] * pods.capacity_per_replica
+    moves = series[series["desired"] != series["replicas"]]
+    events = [(t, "") for t in moves.index[:200]]
+    fig, axes = plots.new_figure(rows=2)
+    plots.time_series(
+        {"demand": series["demand"], "Ready capacity at target": ready * reference,
+         "Ready capacity at 100 %": ready},
+        title=f"{workload}: CPU demand and Ready capacity ({config.label()})", ylabel="cores",
+        ax=axes[0],
+    )  # fmt: skip
+    plots.time_series(
+        {"replicas": series["desired"], "Ready": series["ready_replicas"]},
+        title="Replicas (scale events marked, first 200)", ylabel="replicas", ax=axes[1],
+        step=True, events=events,
+    )  # fmt: skip
+    return fig
 
-# %%
-plots.time_series(
-    {"CPU demand": demand}, title=f"{workload}: CPU used by all pods", ylabel="cores"
-);
+
+chart(current, current_config);
 
 # %% [markdown]
-# ## Scale events seen
+# ## Cost against risk: the Pareto front
 
 # %%
-observed
+fig, ax = plots.new_figure()
+front = table[table["pareto"]].sort_values("replica_hours")
+ax.scatter(table["replica_hours"], table["fraction_above_target"] * 100, color="#bbbbbb",
+           label="candidate")
+ax.plot(front["replica_hours"], front["fraction_above_target"] * 100, "o-", label="Pareto front")
+if choice.config is not None:
+    ax.scatter([recommended["replica_hours"]], [recommended["fraction_above_target"] * 100],
+               s=120, facecolors="none", edgecolors="black", label="recommended")
+ax.set(title=f"Cost against risk ({len(table)} candidates)", xlabel="replica-hours",
+       ylabel=f"% of time above {reference:.0%}")
+ax.legend();
+
+# %%
+table.sort_values("replica_hours")[
+    ["candidate", "replica_hours", "fraction_above_target", "lag_worst_s", "lag_p95_s",
+     "flaps", "risk_windows", "pareto"]
+].round(4)  # fmt: skip
+
+# %% [markdown]
+# ## Explorer
+#
+# In JupyterLab, sliders re-run the replay and redraw; in a report this is the chart of
+# the current config.
+
+# %%
+explorer = widgets.hpa_explorer(
+    demand, current_config, pods=pods, initial_replicas=first, render=chart
+)
+explorer.widget if explorer.widget is not None else explorer.figure
+
+# %% [markdown]
+# ## The exact controller against the recorded decisions
+#
+# The recorded desired replicas (for the demo: the scenario's own, simpler controller
+# model) compared with the exact replay at each recorded sample.
+
+# %%
+decisions = hpa.compare_decisions(current, desired)
+agreement = float((decisions["difference"] == 0).mean())
+fast = hpa.replay(demand, config=current_config, pods=pods, initial_replicas=first, engine="fast")
+nb.record(
+    decision_agreement=agreement,
+    fast_path_agrees=bool((fast["desired"].to_numpy() == current["desired"].to_numpy()).all()),
+)
+nb.show(
+    f"The exact replay agrees with the recorded desired replicas at {agreement:.1%} of "
+    f"{len(decisions):,} samples; where they differ, and the exact controller's rule there:"
+)
+hpa.explain_differences(decisions).round(4)
 
 # %% [markdown]
 # ## Method
 #
 # - **Demand** is the workload's total CPU (`rate` of cAdvisor's CPU-seconds counter,
-#   summed over its pods); one replica's request comes from the Deployment's template.
-# - **Replay**: at each step utilization = demand / (replicas × request); the desired
-#   count is `ceil(replicas × utilization / target)` unless the ratio is within the
-#   tolerance (10 %); it is clamped to min/max, scale-downs take the highest
-#   recommendation of the stabilization window (300 s by default) and the decision
-#   applies at the next step. Pod start-up time, rate policies and unready pods are not
-#   modelled yet, so the replay leads the real controller slightly.
-# - **Observed** scale events are the changes of the HPA's desired replicas
-#   (`kube_horizontalpodautoscaler_status_desired_replicas`); the observed replica count
-#   also includes the surge pods of rolling updates.
+#   summed over its pods); the metric at a decision is the last sample at or before it.
+# - **Pods**: one pod's request comes from the Deployment's template; a new pod is Ready
+#   after the start-up time (median creation-to-Ready of the pods the cluster shows, else
+#   the readiness probe's first success), Ready pods share the demand equally, and a
+#   scale-down removes the youngest pods.
+# - **Controller**: every sync period (15 s) the exact autoscaling/v2 decision: integer
+#   utilization of the counted pods, tolerance 10 % (inclusive), pods not Ready or younger
+#   than one metric window in the CPU initialization period counted as 0 on scale-up,
+#   the proposal over the pods counted, the legacy path (highest recommendation of 5
+#   minutes, scale-up at most max(2 x current, 4)) without `behavior`, stabilization
+#   windows and rate policies with it. It passes every upstream conformance vector.
+# - **Risk**: time above target and lag use the current HPA's target for every
+#   candidate; a risk window is demand above the Ready pods' full request.
+# - Candidates of the search set `behavior` (their windows live there).
 
 # %%
 nb.finish()

@@ -4,10 +4,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rknb import hpa
@@ -15,14 +16,18 @@ from rknb.errors import ParameterError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "hpa"
 T0 = pd.Timestamp("2026-01-05T00:00:00Z")
+ONE_CORE = hpa.PodModel(1.0, startup_s=30, metric_window_s=15)
+
+
+def seed_objects() -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all((DATA / "seed-reasonkit-pro.yaml").read_text()))
 
 
 def seed_hpa() -> dict[str, Any]:
-    documents = yaml.safe_load_all((DATA / "seed-reasonkit-pro.yaml").read_text())
-    return next(d for d in documents if d["kind"] == "HorizontalPodAutoscaler")
+    return next(d for d in seed_objects() if d["kind"] == "HorizontalPodAutoscaler")
 
 
-def demand(values: list[float], step_s: int = 60) -> pd.Series:
+def demand(values: list[float], step_s: int = 15) -> pd.Series:
     index = pd.date_range(T0, periods=len(values), freq=f"{step_s}s")
     return pd.Series(values, index=index, dtype=float)
 
@@ -30,191 +35,345 @@ def demand(values: list[float], step_s: int = 60) -> pd.Series:
 # ---------------------------------------------------------------- config
 
 
-def test_config_from_the_seed_hpa_uses_its_target_and_the_defaults() -> None:
+def test_config_from_the_seed_hpa_is_the_legacy_path_with_its_target() -> None:
     config = hpa.HpaConfig.from_object(seed_hpa())
-    assert config == hpa.HpaConfig(
-        min_replicas=3,
-        max_replicas=10,
-        target_utilization=0.70,
-        tolerance=0.1,
-        scale_down_stabilization_s=300,
-        scale_up_stabilization_s=0,
-        sync_period_s=15,
+    assert (config.min_replicas, config.max_replicas, config.target_percent) == (3, 10, 70)
+    assert config.behavior is False  # no spec.behavior: legacy normalization
+    assert (config.scale_down_stabilization_s, config.sync_period_s, config.tolerance) == (
+        300,
+        15,
+        0.1,
     )
 
 
-def test_config_reads_behavior_windows_and_defaults_empty_metrics_to_80_percent() -> None:
-    obj = seed_hpa()
-    obj["spec"]["behavior"] = {
-        "scaleDown": {"stabilizationWindowSeconds": 60},
-        "scaleUp": {"stabilizationWindowSeconds": 30},
+def test_config_fills_unset_behavior_fields_with_the_api_defaults() -> None:
+    obj = copy.deepcopy(seed_hpa())
+    obj["spec"]["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": 60}}
+    config = hpa.HpaConfig.from_object(obj)
+    assert config.behavior is True
+    assert (config.scale_down_stabilization_s, config.scale_up_stabilization_s) == (60, 0)
+    assert config.scale_up_policies == (hpa.Policy("Pods", 4, 15), hpa.Policy("Percent", 100, 15))
+    assert config.scale_down_policies == (hpa.Policy("Percent", 100, 15),)
+
+    bare = hpa.HpaConfig.from_object({"spec": {"maxReplicas": 4}})
+    assert (bare.min_replicas, bare.target_percent) == (1, 80)
+
+
+def test_config_reads_a_pods_average_value_target() -> None:
+    obj = {
+        "spec": {
+            "maxReplicas": 8,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "rps"},
+                        "target": {"type": "AverageValue", "averageValue": "1500m"},
+                    },
+                }
+            ],
+        }
     }
     config = hpa.HpaConfig.from_object(obj)
-    assert (config.scale_down_stabilization_s, config.scale_up_stabilization_s) == (60, 30)
-
-    bare = {"spec": {"maxReplicas": 4}}
-    config = hpa.HpaConfig.from_object(bare)
-    assert (config.min_replicas, config.target_utilization) == (1, 0.8)
+    assert (config.metric, config.metric_name, config.target_milli) == ("pods", "rps", 1500)
 
 
-def test_config_refuses_an_hpa_without_a_cpu_utilization_target() -> None:
+def test_config_refuses_what_the_replay_does_not_model() -> None:
     obj = copy.deepcopy(seed_hpa())
     obj["spec"]["metrics"][0]["resource"]["name"] = "memory"
-    with pytest.raises(ParameterError, match="no Resource cpu Utilization target"):
+    with pytest.raises(ParameterError, match="neither a Resource cpu Utilization"):
         hpa.HpaConfig.from_object(obj)
     with pytest.raises(ParameterError, match="below min_replicas"):
         hpa.HpaConfig(min_replicas=3, max_replicas=2, target_utilization=0.5)
+    with pytest.raises(ParameterError, match=r"needs spec\.behavior"):
+        hpa.HpaConfig(1, 3, 0.5, scale_up_stabilization_s=60)
 
 
-# ---------------------------------------------------------------- replay
+def test_pod_model_from_the_seed_deployment_uses_requests_and_the_readiness_probe() -> None:
+    deployment = next(d for d in seed_objects() if d["kind"] == "Deployment")
+    model = hpa.pod_model_from_deployment(deployment)
+    # requests 250m, limit 500m; readiness probe: initialDelaySeconds 5 + periodSeconds 10
+    assert (model.capacity_per_replica, model.cpu_limit_cores, model.startup_s) == (0.25, 0.5, 15)
+    observed = hpa.pod_model_from_deployment(deployment, observed_startup_s=[40, 20, 60])
+    assert observed.startup_s == 40
 
 
-def test_replay_scales_on_the_ratio_and_applies_at_the_next_step() -> None:
-    # Request 0.5 core, target 50 %: one replica at target serves 0.25 core.
-    config = hpa.HpaConfig(1, 5, 0.5, scale_down_stabilization_s=0)
-    frame = hpa.replay(
-        demand([0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 0.25]),
-        cpu_request_cores=0.5,
-        config=config,
-        initial_replicas=2,
-    )
-    # step 0: 0.5 / (2 x 0.5) = 50 %, at target -> 2
-    # step 2: 1.0 / 1.0 = 100 %, ratio 2 -> ceil(2 x 2) = 4, running from step 3
-    # step 3: 1.0 / 2.0 = 50 % -> 4
-    # step 4: 0.25 / 2.0 = 12.5 %, ratio 0.25 -> ceil(4 x 0.25) = 1 (no stabilization)
-    # step 5: 0.25 / 0.5 = 50 % -> 1
-    assert frame["replicas"].tolist() == [2, 2, 2, 4, 4, 1, 1]
-    assert frame["desired"].tolist() == [2, 2, 4, 4, 1, 1, 1]
-    assert frame["utilization"].tolist() == pytest.approx([0.5, 0.5, 1.0, 0.5, 0.125, 0.5, 0.5])
-    assert list(frame.columns) == [
-        "timestamp",
-        "demand_cores",
-        "replicas",
-        "desired",
-        "utilization",
-    ]
-    assert frame["timestamp"].iloc[3] == T0 + pd.Timedelta(minutes=3)
+# ---------------------------------------------------------------- replay, by hand
 
 
-def test_scale_down_waits_for_the_stabilization_window() -> None:
-    config = hpa.HpaConfig(1, 5, 0.5, scale_down_stabilization_s=300)
-    frame = hpa.replay(
-        demand([0.5, 0.5, 1.0, 1.0] + [0.25] * 8),
-        cpu_request_cores=0.5,
-        config=config,
-        initial_replicas=2,
-    )
-    # The last proposal of 4 is at t = 180 s; from t = 240 s every proposal is 1. The window
-    # (now - 300, now] stops holding t = 180 at now = 480 s (step 8), so desired drops there.
-    assert frame["desired"].tolist() == [2, 2, 4, 4, 4, 4, 4, 4, 1, 1, 1, 1]
-    assert frame["replicas"].tolist()[9] == 1
-
-
-def test_scale_up_stabilization_takes_the_lowest_recent_proposal() -> None:
-    config = hpa.HpaConfig(1, 10, 0.5, scale_up_stabilization_s=120, scale_down_stabilization_s=0)
-    frame = hpa.replay(
-        demand([0.25, 1.0, 1.0, 1.0]), cpu_request_cores=0.5, config=config, initial_replicas=1
-    )
-    # Proposals: 1 (at target), then 1.0 / 0.5 = 200 % -> ceil(1 x 4) = 4 at t = 60 s. The
-    # lowest proposal in (now - 120, now] includes t = 0's 1 until now = 120 s.
-    assert frame["desired"].tolist() == [1, 1, 4, 4]
-
-
-def test_a_ratio_exactly_at_the_tolerance_does_not_scale() -> None:
-    # 0.55 / (1 x 1.0) / 0.5 = 1.1 in float64, and 1.1 <= 1.0 + 0.1 holds (inclusive bound).
+def test_new_pods_are_not_counted_until_ready_and_one_metric_window_old() -> None:
     config = hpa.HpaConfig(1, 10, 0.5)
-    frame = hpa.replay(demand([0.55]), cpu_request_cores=1.0, config=config, initial_replicas=1)
-    assert frame["desired"].tolist() == [1]
-    frame = hpa.replay(demand([0.56]), cpu_request_cores=1.0, config=config, initial_replicas=1)
-    assert frame["desired"].tolist() == [2]  # ceil(1 x 1.12)
-
-
-def test_replay_clamps_to_min_and_max_and_holds_on_missing_demand() -> None:
-    config = hpa.HpaConfig(2, 3, 0.5, scale_down_stabilization_s=0)
     frame = hpa.replay(
-        demand([10.0, float("nan"), 0.0]), cpu_request_cores=0.5, config=config, initial_replicas=0
+        demand([2.0] * 4 + [0.5] * 21), config=config, pods=ONE_CORE, initial_replicas=2
     )
-    # Replicas 0 is below min: 2 at once. 10 cores would want ceil(2 x 20) = 40 -> max 3.
-    # A NaN demand keeps 3; zero demand proposes 0 -> min 2.
-    assert frame["replicas"].tolist() == [2, 3, 3]
-    assert frame["desired"].tolist() == [3, 3, 2]
-    assert pd.isna(frame["utilization"].iloc[1])
+    # t=0: 2 pods at 100 % of a 50 % target -> ceil(2 x 2) = 4, within max(2 x 2, 4).
+    # t=15: the new pods are not Ready; filled with 0: 2000m / 4000m = 50 % -> keep 4.
+    # t=30: Ready, but their metric window (15 s) has not passed since: still not counted.
+    # t=45: all four counted at 50 %.
+    assert frame["ready_replicas"].tolist()[:4] == [2, 2, 4, 4]
+    assert frame["counted_pods"].tolist()[:4] == [2, 2, 2, 4]
+    assert frame["replicas"].tolist()[:3] == [2, 4, 4]
+    # From t=60 the proposal is ceil(0.24 x 4) = 1 (125m each: 12 %), but the legacy window
+    # keeps the 4 proposed at t=45 until t=345; at t=360 it drops to 1.
+    assert frame["desired"].tolist() == [4] * 24 + [1]
+    assert frame["proposal"].tolist()[4] == 1
+    assert frame["able_to_scale"].tolist()[4] == "ScaleDownStabilized"
 
 
-# ---------------------------------------------------------------- summary
+def test_behavior_policies_limit_the_scale_down_rate() -> None:
+    config = hpa.HpaConfig(
+        1,
+        10,
+        0.5,
+        behavior=True,
+        scale_down_stabilization_s=60,
+        scale_down_policies=(hpa.Policy("Pods", 1, 60),),
+    )
+    frame = hpa.replay(demand([0.4] * 9), config=config, pods=ONE_CORE, initial_replicas=4)
+    # The first reconcile's seed (4 at t=0) holds for 60 s; then one pod per 60 s, counted
+    # from the count a period ago (t=60 -> 3; the event at t=60 still counts until t=120).
+    assert frame["desired"].tolist() == [4, 4, 4, 4, 3, 3, 3, 3, 2]
+    assert frame["scaling_limited"].tolist()[4] == "ScaleDownLimit"
 
 
-def test_summary_counts_replica_hours_events_and_flaps() -> None:
-    config = hpa.HpaConfig(1, 4, 0.5)
+def test_replay_holds_the_count_while_no_pod_is_ready() -> None:
+    config = hpa.HpaConfig(1, 10, 0.5, behavior=True)
+    model = hpa.PodModel(1.0, startup_s=600)
+    frame = hpa.replay(demand([5.0] * 3), config=config, pods=model, initial_replicas=0)
+    assert frame["desired"].tolist() == [0, 0, 0]  # zero replicas: autoscaling off
+    frame = hpa.replay(demand([5.0] * 3), config=config, pods=model, initial_replicas=11)
+    assert frame["desired"].tolist() == [10, 10, 10]  # above max: clamped without metrics
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def test_summary_measures_lag_risk_flaps_and_replica_hours() -> None:
     frame = pd.DataFrame(
         {
-            "timestamp": pd.date_range(T0, periods=7, freq="60s"),
-            "demand_cores": [0.5] * 7,
-            "replicas": [2, 2, 2, 4, 4, 1, 1],
-            "desired": [2, 2, 4, 4, 1, 1, 1],
-            "utilization": [0.5, 0.5, 1.0, 0.5, 0.125, 0.5, 0.5],
+            "timestamp": pd.date_range(T0, periods=6, freq="15s"),
+            "demand": [1.0, 1.2, 2.4, 1.6, 0.8, 0.8],
+            "replicas": [2, 2, 3, 3, 3, 3],
+            "ready_replicas": [2, 2, 2, 3, 3, 3],
+            "desired": [2, 3, 3, 3, 3, 2],
         }
     )
-    summary = hpa.summarize(frame, config=config, step_s=60)
-    # 16 replica-samples x 60 s = 960 s = 0.2667 h; one of seven samples above 50 %;
-    # up at 180 s, down at 300 s: a reversal 120 s later is one flap; 2 samples at max 4.
-    assert summary.replica_hours == pytest.approx(16 * 60 / 3600)
-    assert summary.fraction_above_target == pytest.approx(1 / 7)
+    config = hpa.HpaConfig(1, 3, 0.5)
+    summary = hpa.summarize(frame, config=config, pods=ONE_CORE)
+    # Capacity at target: ready x 1 core x 50 % = 1, 1, 1, 1.5, 1.5, 1.5.
+    assert (summary.time_above_target_s, summary.lag_worst_s, summary.lag_episodes) == (45, 45, 1)
+    # At 100 %: 2.4 > 2 at t=30 only.
+    assert (summary.risk_windows, summary.risk_time_s) == (1, 15)
+    # Up at t=15, down at t=75: opposite directions 60 s apart.
     assert (summary.scale_ups, summary.scale_downs, summary.flaps) == (1, 1, 1)
-    assert summary.time_at_max_s == 120
-    assert summary.peak_replicas == 4
-    assert summary.peak_utilization == 1.0
-
-
-def test_events_further_apart_than_ten_minutes_are_not_flaps() -> None:
-    config = hpa.HpaConfig(1, 4, 0.5)
-    replicas = [2] * 3 + [3] * 11 + [2] * 3  # up at 180 s, down at 840 s: 660 s apart
-    frame = pd.DataFrame(
+    assert summary.replica_hours == pytest.approx(16 * 15 / 3600)
+    assert summary.time_at_max_s == 60
+    windows = hpa.risk_windows(frame, pods=ONE_CORE)
+    assert windows.to_dict("records") == [
         {
-            "timestamp": pd.date_range(T0, periods=len(replicas), freq="60s"),
-            "demand_cores": 0.5,
-            "replicas": replicas,
-            "desired": replicas,
-            "utilization": 0.5,
+            "start": T0 + pd.Timedelta(seconds=30),
+            "end": T0 + pd.Timedelta(seconds=45),
+            "duration_s": 15.0,
+            "peak_shortfall": pytest.approx(0.4),
+        }
+    ]
+    # Against a 40 % reference, 1.0 > 2 x 0.4 as well: the episode starts at t=0.
+    strict = hpa.summarize(frame, config=config, pods=ONE_CORE, reference_target=0.4)
+    assert strict.lag_worst_s == 60
+
+
+def test_pareto_front_keeps_only_undominated_candidates() -> None:
+    table = pd.DataFrame(
+        {
+            "replica_hours": [10.0, 12.0, 12.0, 9.0],
+            "time_above_target_s": [100.0, 50.0, 60.0, 400.0],
+            "lag_worst_s": [60.0, 30.0, 30.0, 600.0],
         }
     )
-    assert hpa.summarize(frame, config=config, step_s=60).flaps == 0
-    assert hpa.FLAP_WINDOW_S == 600
+    assert hpa.pareto_front(table).tolist() == [True, True, False, True]
 
 
-def test_compare_shows_deltas_and_which_config_is_cheaper() -> None:
-    a = hpa.ReplaySummary(10.0, 0.2, 0.0, 4, 4, 2, 6, 0.9)
-    b = hpa.ReplaySummary(12.0, 0.05, 60.0, 3, 2, 0, 6, 0.8)
-    table = hpa.compare(a, b)
-    assert table.loc["replica_hours", "delta"] == 2.0
-    assert table.loc["replica_hours", "better"] == "a"
-    assert table.loc["fraction_above_target", "delta"] == pytest.approx(-0.15)
-    assert table.loc["flaps", "better"] == "b"
-    assert table.loc["peak_replicas", "better"] == "="
-
-
-def test_config_defaults_are_the_controller_defaults() -> None:
-    config = hpa.HpaConfig(1, 2, 0.5)
-    assert config.tolerance == 0.1  # --horizontal-pod-autoscaler-tolerance
-    assert config.scale_down_stabilization_s == 300  # --horizontal-pod-autoscaler-downscale-...
-    assert config.scale_up_stabilization_s == 0  # behavior.scaleUp default
-    assert config.sync_period_s == 15  # --horizontal-pod-autoscaler-sync-period
-    obj = seed_hpa()
-    obj["spec"]["syncPeriodSeconds"] = 30
-    assert hpa.HpaConfig.from_object(obj).sync_period_s == 30
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    st.lists(st.floats(min_value=0, max_value=20), min_size=1, max_size=40),
-    st.integers(min_value=0, max_value=12),
-)
-def test_replay_never_leaves_the_min_max_range(values: list[float], initial: int) -> None:
-    config = hpa.HpaConfig(2, 6, 0.6, scale_down_stabilization_s=120)
-    frame = hpa.replay(
-        demand(values), cpu_request_cores=0.5, config=config, initial_replicas=initial
+def test_recommend_takes_the_cheapest_within_limits_and_says_why_cheaper_failed() -> None:
+    base = hpa.HpaConfig(2, 10, 0.7)
+    configs = hpa.grid(base, targets=[0.8, 0.7, 0.6])
+    table = pd.DataFrame(
+        {
+            "candidate": [c.label() for c in configs],
+            "replica_hours": [100.0, 120.0, 150.0],
+            "fraction_above_target": [0.20, 0.04, 0.0],
+            "time_above_target_s": [2000.0, 400.0, 0.0],
+            "lag_worst_s": [900.0, 300.0, 15.0],
+            "lag_p95_s": [600.0, 100.0, 15.0],
+            "flaps": [0, 1, 0],
+            "risk_windows": [2, 0, 0],
+            "risk_time_s": [60.0, 0.0, 0.0],
+        }
     )
-    assert frame["replicas"].between(2, 6).all()
-    assert frame["desired"].between(2, 6).all()
-    # Replicas follow the previous step's decision.
-    assert frame["replicas"].iloc[1:].tolist() == frame["desired"].iloc[:-1].tolist()
+    choice = hpa.recommend(table, configs, max_time_above_target=0.05, max_lag_s=600)
+    assert choice.config == configs[1]
+    assert choice.rejected["candidate"].tolist() == [configs[0].label()]
+    assert choice.rejected["reason"].iloc[0] == (
+        "20.00% of the time above target (limit 5.0%); worst lag 900 s (limit 600 s)"
+    )
+    assert "Recommended: 70% 2..10" in choice.markdown()
+    current = hpa.ReplaySummary(100.0, 2000.0, 0.2, 900.0, 600.0, 3, 2, 60.0, 5, 5, 0, 10, 0.0)
+    assert hpa.trade_off(current, choice) == (
+        "Against the current config it costs 20 replica-hours (20.0%) and moves the time above "
+        "target from 20.0% to 4.0% and the worst lag from 900 s to 300 s."
+    )
+    none = hpa.recommend(table, configs, max_time_above_target=0.0, max_lag_s=0)
+    assert none.config is None and "No candidate" in none.markdown()
+
+
+def test_manifest_patch_writes_the_target_the_range_and_the_behavior() -> None:
+    config = hpa.HpaConfig(2, 12, 0.6, behavior=True, scale_down_stabilization_s=120)
+    patch = hpa.manifest_patch(config, name="web", namespace="shop")
+    assert patch["metadata"] == {"name": "web", "namespace": "shop"}
+    spec = patch["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 12)
+    assert spec["metrics"][0]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 60,
+    }
+    assert spec["behavior"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 120,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+    }
+    assert (
+        "behavior"
+        not in hpa.manifest_patch(hpa.HpaConfig(1, 3, 0.5), name="a", namespace="b")["spec"]
+    )
+
+
+def test_grid_refuses_candidates_that_need_different_controller_flags() -> None:
+    a = hpa.HpaConfig(1, 5, 0.5)
+    b = hpa.HpaConfig(1, 5, 0.5, scale_down_stabilization_s=60)  # the flag, not the HPA
+    with pytest.raises(ParameterError, match="one down-scale window"):
+        hpa.replay_grid(demand([1.0, 1.0]), [a, b], pods=ONE_CORE, initial_replicas=1)
+
+
+def test_scale_events_lists_changes_of_the_observed_series() -> None:
+    series = pd.Series(
+        [3, 3, 4, float("nan"), 4, 3], index=pd.date_range(T0, periods=6, freq="30s")
+    )
+    events = hpa.scale_events(series)
+    assert events[["from", "to", "direction"]].to_dict("list") == {
+        "from": [3, 4],
+        "to": [4, 3],
+        "direction": ["up", "down"],
+    }
+
+
+# ---------------------------------------------------------------- oracle and fast path
+
+policies = st.lists(
+    st.builds(
+        hpa.Policy,
+        st.sampled_from(["Pods", "Percent"]),
+        st.integers(1, 200),
+        st.sampled_from([15, 30, 45, 60, 100, 300]),
+    ),
+    min_size=1,
+    max_size=3,
+).map(tuple)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> hpa.HpaConfig:
+    low = draw(st.integers(1, 4))
+    behavior = draw(st.booleans())
+    return hpa.HpaConfig(
+        min_replicas=low,
+        max_replicas=draw(st.integers(low, 14)),
+        target_utilization=draw(st.sampled_from([0.3, 0.5, 0.56, 0.7, 0.9])),
+        tolerance=draw(st.sampled_from([0.0, 0.05, 0.1])),
+        behavior=behavior,
+        scale_down_stabilization_s=draw(st.sampled_from([0, 15, 45, 60, 300])),
+        scale_up_stabilization_s=draw(st.sampled_from([0, 15, 30, 90])) if behavior else 0,
+        scale_up_policies=draw(policies),
+        scale_down_policies=draw(policies),
+        scale_up_select=draw(st.sampled_from(["Max", "Min", "Disabled"])),
+        scale_down_select=draw(st.sampled_from(["Max", "Min", "Disabled"])),
+        scale_up_tolerance=draw(st.sampled_from([None, 0.0, 0.02])),
+        scale_down_tolerance=draw(st.sampled_from([None, 0.3])),
+    )
+
+
+pod_models = st.builds(
+    hpa.PodModel,
+    st.sampled_from([0.25, 0.3, 1.0]),
+    startup_s=st.sampled_from([0, 10, 15, 29, 45, 120, 400]),
+    metric_window_s=st.sampled_from([15, 30, 60]),
+    cpu_limit_cores=st.sampled_from([None, 0.5]),
+    cpu_initialization_period_s=st.sampled_from([120, 300]),
+    initial_readiness_delay_s=st.sampled_from([0, 30]),
+)
+
+
+def random_history(seed: int, length: int, step_s: int) -> pd.Series:
+    """A load with swings, steps and noise: enough to make every rule fire somewhere."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(length)
+    level = rng.uniform(0.2, 4.0) * (1 + np.sin(k / rng.uniform(3, 30)))
+    steps = np.cumsum(rng.choice([0.0, 0.0, 0.0, 0.8, -0.8], size=length))
+    noise = rng.normal(0, rng.uniform(0.0, 0.6), size=length)
+    return demand(np.clip(level + steps + noise, 0, None).tolist(), step_s)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    config=configs(),
+    model=pod_models,
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(1, 160),
+    step_s=st.sampled_from([10, 15, 30]),
+    initial=st.integers(0, 16),
+)
+def test_fast_path_decides_as_the_exact_controller(
+    config: hpa.HpaConfig,
+    model: hpa.PodModel,
+    seed: int,
+    length: int,
+    step_s: int,
+    initial: int,
+) -> None:
+    history = random_history(seed, length, step_s)
+    exact = hpa.replay(history, config=config, pods=model, initial_replicas=initial)
+    quick = hpa.replay(history, config=config, pods=model, initial_replicas=initial, engine="fast")
+    assert exact["desired"].tolist() == quick["desired"].tolist()
+    assert exact["ready_replicas"].tolist() == quick["ready_replicas"].tolist()
+    assert exact["replicas"].tolist() == quick["replicas"].tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    target=st.sampled_from([0.5, 2.0, 7.5]),
+    values=st.lists(st.floats(0, 40, allow_nan=False), min_size=1, max_size=60),
+    initial=st.integers(1, 6),
+)
+def test_fast_path_decides_as_the_exact_controller_on_a_pods_metric(
+    target: float, values: list[float], initial: int
+) -> None:
+    config = hpa.HpaConfig(
+        1, 12, 1.0, metric="pods", metric_name="rps", target_average_value=target
+    )
+    model = hpa.PodModel(target * 1.5, startup_s=30)
+    exact = hpa.replay(demand(values), config=config, pods=model, initial_replicas=initial)
+    quick = hpa.replay(
+        demand(values), config=config, pods=model, initial_replicas=initial, engine="fast"
+    )
+    assert exact["desired"].tolist() == quick["desired"].tolist()
+
+
+def test_a_grid_replays_each_config_as_it_would_alone() -> None:
+    rng = np.random.default_rng(3)
+    history = demand((1.5 + np.sin(np.arange(300) / 20) + rng.normal(0, 0.2, 300)).clip(0).tolist())
+    model = hpa.PodModel(0.5, startup_s=40)
+    candidates = hpa.grid(
+        hpa.HpaConfig(2, 10, 0.7), targets=[0.5, 0.7], scale_down_windows_s=[0, 120]
+    )
+    result = hpa.replay_grid(history, candidates, pods=model, initial_replicas=3)
+    for c, config in enumerate(candidates):
+        alone = hpa.replay(history, config=config, pods=model, initial_replicas=3)
+        assert result.replicas[c, 1:].tolist() == alone["desired"].tolist()
