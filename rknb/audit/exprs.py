@@ -1,12 +1,13 @@
-"""Just enough PromQL parsing for alert-rule checks: function calls, aggregations, selectors.
+"""PromQL parse trees for alert-rule checks: function calls, aggregations, selectors.
 
 The audit needs the shape of a rule's expression (which function is applied
-to which selector, which labels an aggregation keeps), not its value, so
-this is a small tokenizer and a recursive-descent parser into a tree of
-:class:`Call`, :class:`Aggregation`, :class:`VectorSelector`,
-:class:`Binary` and literals. Operator precedence is not modelled (the
-checks only walk the tree). It is not an evaluator: rknb evaluates no
-PromQL offline.
+to which selector, which labels an aggregation keeps), not its value. When
+the ``promql-parser`` package (Rust bindings of the parser Prometheus-compatible
+servers use) is installed, :func:`parse` parses with it, so syntax errors are
+Prometheus' own ("unclosed left parenthesis"), and converts its tree into the
+small :class:`Node` classes here. Without it, a built-in recursive-descent
+parser gives the same tree shape (operator precedence not modelled). It is not
+an evaluator: rknb evaluates no PromQL offline.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from rknb.errors import ParameterError
+
+try:  # the maintained Rust parser, when installed (pip install promql-parser)
+    import promql_parser
+except ImportError:  # pragma: no cover - exercised where the package is missing
+    promql_parser = None  # type: ignore[assignment]
 
 __all__ = [
     "AGGREGATIONS",
@@ -29,6 +36,7 @@ __all__ = [
     "Unary",
     "VectorSelector",
     "parse",
+    "parse_builtin",
     "tokenize",
     "walk",
 ]
@@ -333,11 +341,73 @@ class _Parser:
         return tuple(found)
 
 
+def _convert(node: Any) -> Node:
+    # promql_parser's classes -> this module's nodes.
+    name = type(node).__name__
+    if name == "NumberLiteral":
+        return Number(repr(node.val))
+    if name == "StringLiteral":
+        return String(str(node.val))
+    if name == "VectorSelector":
+        return VectorSelector(node.name or "", _matchers(node))
+    if name == "MatrixSelector":
+        selector = node.vector_selector
+        return VectorSelector(
+            selector.name or "", _matchers(selector), promql_parser.display_duration(node.range)
+        )
+    if name == "Call":
+        return Call(node.func.name, tuple(_convert(a) for a in node.args))
+    if name == "AggregateExpr":
+        grouping = None
+        labels: tuple[str, ...] = ()
+        if node.modifier is not None:
+            grouping = "without" if str(node.modifier.type).endswith("Without") else "by"
+            labels = tuple(node.modifier.labels)
+        args = (
+            (_convert(node.param), _convert(node.expr))
+            if node.param is not None
+            else (_convert(node.expr),)
+        )
+        return Aggregation(str(node.op).lower(), grouping, labels, args)
+    if name == "BinaryExpr":
+        bool_modifier = bool(node.modifier is not None and node.modifier.return_bool)
+        return Binary(str(node.op), _convert(node.lhs), _convert(node.rhs), bool_modifier)
+    if name == "ParenExpr":
+        return Unary("()", _convert(node.expr))
+    if name == "UnaryExpr":
+        return Unary("-", _convert(node.expr))
+    if name == "SubqueryExpr":
+        return Unary("subquery", _convert(node.expr), promql_parser.display_duration(node.range))
+    raise ParameterError("expr", f"PromQL node {name} is not one rknb reads")
+
+
+def _matchers(selector: Any) -> tuple[tuple[str, str, str], ...]:
+    ops = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+    found = []
+    for matcher in selector.matchers.matchers:
+        op = str(matcher.op).rpartition(".")[2]
+        if matcher.name != "__name__":
+            found.append((matcher.name, ops.get(op, op), matcher.value))
+    return tuple(found)
+
+
 def parse(expr: str) -> Node:
     """Return the expression tree of a PromQL expression.
 
-    Raises :class:`rknb.errors.ParameterError` naming the expression when it cannot be read.
+    Raises :class:`rknb.errors.ParameterError` naming the expression and the parser's
+    message when it cannot be read.
     """
+    if promql_parser is not None:
+        try:
+            tree = promql_parser.parse(expr)
+        except ValueError as error:
+            raise ParameterError("expr", f"cannot parse PromQL {expr!r}: {error}") from error
+        return _convert(tree)
+    return parse_builtin(expr)
+
+
+def parse_builtin(expr: str) -> Node:
+    """Return the expression tree from the built-in parser (used without ``promql-parser``)."""
     parser = _Parser(expr)
     node = parser.expression()
     if parser.peek() is not None:

@@ -56,6 +56,13 @@ class AuditConfig:
     min_replicas: int = 2
     disabled: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    #: Optional (advice) rules to run as well, by id or id prefix; ``("*",)`` runs them all.
+    enabled: tuple[str, ...] = ()
+    #: Prometheus' scrape interval, for alert-rule range checks (seconds).
+    scrape_interval_s: float = 60.0
+    #: Metric name -> type (counter, gauge, histogram, summary), e.g. from
+    #: :func:`rknb.audit.rules.alerts.metric_types_from_openmetrics`; unknown names pass.
+    metric_types: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,8 @@ class Rule:
     once, yielding violations that name their object. ``equivalent`` lists
     the peer checks giving the same verdict (``tool:check-id``), ``divergent``
     the peer checks on the same concern that judge some case differently
-    (explained in ``rationale``).
+    (explained in ``rationale``). An ``optional`` rule is advice: it runs only
+    when selected by id or listed in :attr:`AuditConfig.enabled`.
     """
 
     id: str
@@ -81,6 +89,7 @@ class Rule:
     scope: Literal["object", "set"] = "object"
     equivalent: tuple[str, ...] = ()
     divergent: tuple[str, ...] = ()
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,22 +200,27 @@ class ObjectIndex:
 
     def __init__(self, objects: Iterable[Mapping[str, Any]]) -> None:
         self._by_kind: dict[str, list[Mapping[str, Any]]] = {}
+        self._by_namespace: dict[tuple[str, str | None], list[Mapping[str, Any]]] = {}
+        self._by_name: dict[tuple[str, str | None, str], Mapping[str, Any]] = {}
+        #: Lookups rules build once per audit (for example HPAs by target), by name.
+        self.cache: dict[str, Any] = {}
         for obj in objects:
-            self._by_kind.setdefault(str(obj.get("kind")), []).append(obj)
+            kind = str(obj.get("kind"))
+            namespace = object_namespace(obj)
+            name = str((obj.get("metadata") or {}).get("name"))
+            self._by_kind.setdefault(kind, []).append(obj)
+            self._by_namespace.setdefault((kind, namespace), []).append(obj)
+            self._by_name.setdefault((kind, namespace, name), obj)
 
     def of_kind(self, kind: str, namespace: str | None = None) -> list[Mapping[str, Any]]:
         """Return the objects of a kind, in one namespace or (None) all of them."""
-        found = self._by_kind.get(kind, [])
         if namespace is None:
-            return list(found)
-        return [o for o in found if object_namespace(o) == namespace]
+            return list(self._by_kind.get(kind, []))
+        return list(self._by_namespace.get((kind, namespace), []))
 
     def get(self, kind: str, namespace: str | None, name: str) -> Mapping[str, Any] | None:
         """Return the object of this kind, namespace and name, or None."""
-        for obj in self.of_kind(kind, namespace):
-            if (obj.get("metadata") or {}).get("name") == name:
-                return obj
-        return None
+        return self._by_name.get((kind, namespace, name))
 
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
         for objects in self._by_kind.values():

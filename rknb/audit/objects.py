@@ -17,6 +17,8 @@ __all__ = [
     "pod_labels",
     "pod_spec",
     "pods_selected",
+    "selecting",
+    "selector_of",
     "workload_replicas",
 ]
 
@@ -29,10 +31,19 @@ WORKLOAD_KINDS = (
     "ReplicaSet",
     "Job",
     "CronJob",
+    "DeploymentConfig",
 )
 
-#: Workloads that run long-lived pods (probes, replicas and PDBs apply to these).
-SERVICE_WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+#: Workloads that run long-lived pods (probes, replicas and PDBs apply to these). OpenShift's
+#: DeploymentConfig holds a pod template like a Deployment (kube-linter and Checkov scan it).
+SERVICE_WORKLOAD_KINDS = (
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "DeploymentConfig",
+)
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
@@ -93,12 +104,18 @@ def effective_security(obj: Mapping[str, Any], container: Mapping[str, Any]) -> 
 
 def hpa_for(obj: Mapping[str, Any], index: ObjectIndex) -> Mapping[str, Any] | None:
     """Return the HorizontalPodAutoscaler targeting this workload in its namespace, if any."""
-    namespace = object_namespace(obj)
-    for hpa in index.of_kind("HorizontalPodAutoscaler", namespace):
-        target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if target.get("kind") == obj.get("kind") and target.get("name") == name_of(obj):
-            return hpa
-    return None
+    targets = index.cache.get("hpa_targets")
+    if targets is None:
+        targets = {}
+        for hpa in index.of_kind("HorizontalPodAutoscaler"):
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            key = (object_namespace(hpa), target.get("kind"), target.get("name"))
+            targets.setdefault(key, hpa)
+        index.cache["hpa_targets"] = targets
+    found: Mapping[str, Any] | None = targets.get(
+        (object_namespace(obj), obj.get("kind"), name_of(obj))
+    )
+    return found
 
 
 def workload_replicas(obj: Mapping[str, Any], index: ObjectIndex | None = None) -> tuple[int, int]:
@@ -119,17 +136,80 @@ def workload_replicas(obj: Mapping[str, Any], index: ObjectIndex | None = None) 
     return count, count
 
 
+_POD_KINDS = (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob")
+
+
+def _labels_index(index: ObjectIndex) -> dict[str, Any]:
+    # Pod labels of every workload, and workloads by (namespace, label, value), built once.
+    found = index.cache.get("labels")
+    if found is None:
+        labels: dict[int, dict[str, str]] = {}
+        by_label: dict[tuple[str | None, str, str], list[Mapping[str, Any]]] = {}
+        by_namespace: dict[str | None, list[Mapping[str, Any]]] = {}
+        for kind in _POD_KINDS:
+            for obj in index.of_kind(kind):
+                own = pod_labels(obj)
+                namespace = object_namespace(obj)
+                labels[id(obj)] = own
+                by_namespace.setdefault(namespace, []).append(obj)
+                for key, value in own.items():
+                    by_label.setdefault((namespace, key, str(value)), []).append(obj)
+        found = {"labels": labels, "by_label": by_label, "by_namespace": by_namespace}
+        index.cache["labels"] = found
+    return found
+
+
 def pods_selected(
     selector: Mapping[str, Any] | None, namespace: str | None, index: ObjectIndex
 ) -> list[Mapping[str, Any]]:
-    """Return the workloads in the namespace whose pods the label selector selects."""
-    selected = []
-    for kind in (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob"):
-        for obj in index.of_kind(kind, namespace):
-            labels = pod_labels(obj)
-            if labels and selector_matches(selector, labels):
-                selected.append(obj)
+    """Return the workloads in the namespace (None: any) whose pods the label selector selects.
+
+    An empty selector ``{}`` selects every pod, labelled or not (NetworkPolicy, policy/v1 PDB).
+    """
+    if selector is None:
+        return []
+    table = _labels_index(index)
+    namespaces = [namespace] if namespace is not None else list(table["by_namespace"])
+    match_labels = selector.get("matchLabels") or {}
+    selected: list[Mapping[str, Any]] = []
+    for where in namespaces:
+        if match_labels:
+            key, value = next(iter(match_labels.items()))
+            candidates = table["by_label"].get((where, key, str(value)), [])
+        else:
+            candidates = table["by_namespace"].get(where, [])
+        selected.extend(o for o in candidates if selector_matches(selector, table["labels"][id(o)]))
     return selected
+
+
+def selector_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Return the label selector of a PDB, Service or NetworkPolicy as a LabelSelector."""
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    if kind == "Service":
+        return {"matchLabels": spec["selector"]} if spec.get("selector") else None
+    if kind == "NetworkPolicy":
+        return spec.get("podSelector") or {}
+    selector: Mapping[str, Any] | None = spec.get("selector")
+    return selector
+
+
+def selecting(obj: Mapping[str, Any], kind: str, index: ObjectIndex) -> list[Mapping[str, Any]]:
+    """Return the objects of ``kind`` (PDB, Service, NetworkPolicy) whose selector picks obj.
+
+    Each selector object is matched once per audit and the answer kept in the index.
+    """
+    table = index.cache.get(f"selecting:{kind}")
+    if table is None:
+        table = {}
+        for selecting_obj in index.of_kind(kind):
+            chosen = pods_selected(
+                selector_of(selecting_obj), object_namespace(selecting_obj), index
+            )
+            for workload in chosen:
+                table.setdefault(id(workload), []).append(selecting_obj)
+        index.cache[f"selecting:{kind}"] = table
+    return list(table.get(id(obj), []))
 
 
 # TODO: int-or-percent and fencepost arithmetic repeat rknb.rollout's, because sibling analysis

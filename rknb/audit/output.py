@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -20,9 +21,12 @@ __all__ = [
     "findings_table",
     "headline",
     "objects_frame",
+    "rules_markdown",
     "severity_counts",
     "skipped_frame",
     "to_json",
+    "to_junit",
+    "to_sarif",
     "to_text",
     "verdict",
 ]
@@ -239,3 +243,220 @@ def findings_table(report: AuditReport) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["severity", "rule", "object", "where", "finding", "fix"])
+
+
+#: SARIF levels by rknb severity (SARIF has error, warning, note).
+SARIF_LEVELS = {
+    "critical": "error",
+    "high": "error",
+    "medium": "warning",
+    "low": "note",
+    "info": "note",
+}
+_SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def _location(finding: Finding) -> dict[str, Any]:
+    location: dict[str, Any] = {
+        "logicalLocations": [{"fullyQualifiedName": finding.object_key, "kind": "resource"}]
+    }
+    if finding.source:
+        path, _, line = finding.source.rpartition(":")
+        if not line.isdigit():
+            path, line = finding.source, ""
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(path)}}
+        if line:
+            physical["region"] = {"startLine": max(1, int(line))}
+        location["physicalLocation"] = physical
+    return location
+
+
+def _uri(path: str) -> str:
+    return quote(path.replace("\\", "/").removeprefix("./"))
+
+
+def _sarif_result(finding: Finding, index: int) -> dict[str, Any]:
+    where = f" container {finding.container}" if finding.container else ""
+    where += f" alert {finding.alert}" if finding.alert else ""
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": index,
+        "level": SARIF_LEVELS[finding.severity],
+        "message": {"text": f"{finding.object_key}{where}: {finding.message}"},
+        "locations": [_location(finding)],
+        "properties": {"severity": finding.severity, "category": finding.category},
+    }
+    if finding.suppressed:
+        in_source = (finding.suppressed_reason or "").startswith("rknb.io/ignore")
+        result["suppressions"] = [
+            {
+                "kind": "inSource" if in_source else "external",
+                "justification": finding.suppressed_reason or "",
+            }
+        ]
+    return result
+
+
+def to_sarif(
+    report: AuditReport,
+    *,
+    version: str = "",
+    notifications: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """Return the report as a SARIF 2.1.0 log: one run, its rules, findings and suppressions.
+
+    The log is compact JSON (one line): a large audit's SARIF is read by tools, not people,
+    and the compact form is what Python's C encoder writes quickly.
+
+    Parameters
+    ----------
+    report
+        The audit report.
+    version
+        rknb's version, written as the tool driver's version when given.
+    notifications
+        SARIF ``toolExecutionNotifications`` (inputs that could not be read), written in
+        the run's ``invocations`` when given.
+    """
+    from rknb.audit.registry import RULES
+
+    ids = sorted(report.rules)
+    index = {rule_id: i for i, rule_id in enumerate(ids)}
+    rules = []
+    for rule_id in ids:
+        r = RULES[rule_id]
+        rules.append(
+            {
+                "id": r.id,
+                "name": r.title,
+                "shortDescription": {"text": r.title},
+                "fullDescription": {"text": r.rationale},
+                "help": {"text": r.remediation},
+                "defaultConfiguration": {"level": SARIF_LEVELS[r.severity]},
+                "properties": {
+                    "category": r.category,
+                    "severity": r.severity,
+                    "tags": [r.category],
+                    "equivalent": list(r.equivalent),
+                },
+            }
+        )
+    driver: dict[str, Any] = {
+        "name": "rknb",
+        "informationUri": "https://github.com/reasonkit/rknb",
+        "rules": rules,
+    }
+    if version:
+        driver["version"] = version
+    results = [
+        _sarif_result(f, index[f.rule_id])
+        for f in [*report.findings, *report.suppressed]
+        if f.rule_id in index
+    ]
+    run: dict[str, Any] = {
+        "tool": {"driver": driver},
+        "results": results,
+        "properties": {"score": report.score},
+    }
+    if notifications:
+        run["invocations"] = [
+            {"executionSuccessful": True, "toolExecutionNotifications": list(notifications)}
+        ]
+    log = {"$schema": _SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    return json.dumps(log, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def to_junit(report: AuditReport) -> str:
+    """Return the report as JUnit XML: one test case per check (rule x object) that ran.
+
+    A failed check is a ``failure`` with the findings' messages, a suppressed one is
+    ``skipped`` with the reason; skipped objects are listed as skipped test cases too.
+    """
+    import xml.etree.ElementTree as ET
+
+    from rknb.audit.registry import RULES
+
+    by_check: dict[tuple[str, str], list[Finding]] = {}
+    for f in report.findings:
+        by_check.setdefault((f.rule_id, f.object_key), []).append(f)
+    suppressed = {(f.rule_id, f.object_key): f for f in report.suppressed}
+
+    suite = ET.Element("testsuite", name="rknb audit")
+    failures = skipped = 0
+    for rule_id, key in sorted(report.verdicts):
+        case = ET.SubElement(
+            suite, "testcase", classname=key, name=f"{rule_id} {RULES[rule_id].title}"
+        )
+        if (rule_id, key) in by_check:
+            failures += 1
+            found = by_check[(rule_id, key)]
+            failure = ET.SubElement(
+                case, "failure", message=found[0].message, type=found[0].severity
+            )
+            failure.text = "\n".join(f.message for f in found) + f"\nfix: {found[0].remediation}"
+        elif (rule_id, key) in suppressed:
+            skipped += 1
+            ET.SubElement(
+                case, "skipped", message=suppressed[(rule_id, key)].suppressed_reason or ""
+            )
+    for s in report.skipped:
+        skipped += 1
+        name = f"{s.kind}/{s.namespace}/{s.name}" if s.namespace else f"{s.kind}/{s.name}"
+        case = ET.SubElement(suite, "testcase", classname=name, name="audited")
+        ET.SubElement(case, "skipped", message=s.reason)
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    suites = ET.Element("testsuites", name="rknb")
+    suites.append(suite)
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
+
+
+def rules_markdown() -> str:
+    """Return the Markdown table of every rule (the text of ``docs/rules.md``)."""
+    from rknb.audit.registry import get_rules
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "# Audit rules",
+        "",
+        "Generated from `rknb.audit.RULES`; do not edit by hand. Regenerate with",
+        "",
+        "    python -c \"from rknb.audit import rules_markdown as m; print(m(), end='')\" "
+        "> docs/rules.md",
+        "",
+        "Rule ids are stable. *Optional* rules are advice and run only when enabled "
+        "(`enabled: [RK-IMG-003]` in the audit config, or `*` for all). *Equivalent* peer "
+        "checks give the same verdict; *divergent* ones judge some cases differently, and the "
+        "rationale says which side rknb takes and why.",
+        "",
+        "| id | title | category | severity | kinds | equivalent peer checks | divergent | "
+        "rationale | remediation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(get_rules(), key=lambda r: r.id):
+        severity = r.severity + (" (optional)" if r.optional else "")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{r.id}`",
+                    cell(r.title),
+                    r.category,
+                    severity,
+                    ", ".join(r.kinds),
+                    ", ".join(f"`{p}`" for p in r.equivalent) or "—",
+                    ", ".join(f"`{p}`" for p in r.divergent) or "—",
+                    cell(r.rationale),
+                    cell(r.remediation),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ def rule(
     scope: Literal["object", "set"] = "object",
     equivalent: Iterable[str] = (),
     divergent: Iterable[str] = (),
+    optional: bool = False,
 ) -> Callable[[Callable[..., Iterable[Violation]]], Callable[..., Iterable[Violation]]]:
     """Return a decorator that registers a check function as a rule (the function is unchanged)."""
     if not _RULE_ID.match(id):
@@ -51,6 +52,7 @@ def rule(
             scope=scope,
             equivalent=tuple(equivalent),
             divergent=tuple(divergent),
+            optional=optional,
         )
         return check
 

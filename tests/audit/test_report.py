@@ -39,6 +39,20 @@ def test_seed_findings(seed):
         ("RK-SEC-002", *deployment),  # readOnlyRootFilesystem missing
         ("RK-SEC-003", *deployment),  # allowPrivilegeEscalation unset
         ("RK-PROM-001", "PrometheusRule", "alerts"),  # HighLatency without rate
+        ("RK-AVAIL-006", *deployment),  # 3 replicas, no anti-affinity
+        ("RK-AVAIL-007", *deployment),  # replicas: 3 although the HPA scales it
+        ("RK-IMG-002", *deployment),  # :v1.0.0 with no pull policy -> IfNotPresent
+        ("RK-SEC-008", *deployment),  # no capabilities dropped
+        ("RK-SEC-009", *deployment),
+        ("RK-SEC-010", *deployment),  # no pod securityContext
+        ("RK-SEC-011", *deployment),  # no container securityContext
+        ("RK-SEC-012", *deployment),  # no seccomp profile
+        ("RK-SEC-013", *deployment),  # no runAsUser
+        ("RK-SEC-014", *deployment),  # API_KEY from a secretKeyRef
+        ("RK-SEC-015", *deployment),  # the default ServiceAccount token is mounted
+        ("RK-NET-003", "NetworkPolicy", "reasonkit-pro-network-policy"),  # selects nothing
+        # HighErrorRate compares errors per second with 0.01 instead of an error ratio.
+        ("RK-PROM-009", "PrometheusRule", "alerts"),
     }
     net = next(f for f in report.findings if f.rule_id == "RK-NET-001")
     assert "default/reasonkit-pro-network-policy" in net.message
@@ -159,7 +173,8 @@ def test_prometheus_templates_are_not_mistaken_for_helm():
     }
     report = audit([obj])
     assert report.skipped == []
-    assert [f.rule_id for f in report.findings] == ["RK-PROM-003"]
+    # No `for` and no severity label; the summary template is read as Prometheus', not Helm's.
+    assert [f.rule_id for f in report.findings] == ["RK-PROM-003", "RK-PROM-004"]
 
 
 def test_score_weighs_failed_checks_by_severity():
@@ -173,9 +188,9 @@ def test_seed_score_and_breakdown(seed):
     report = audit(seed)
     summary = {(o.kind, o.name): o for o in report.objects}
     deployment = summary[("Deployment", "reasonkit-pro-mcp")]
-    # 11 container rules + 5 cross-object rules ran on the Deployment: 5 failed.
-    assert (deployment.checks, deployment.failed) == (16, 5)
-    assert deployment.findings == {"high": 4, "medium": 1}
+    # 44 default rules apply to a Deployment; 16 of them fail (see test_seed_findings).
+    assert (deployment.checks, deployment.failed) == (44, 16)
+    assert deployment.findings == {"high": 4, "medium": 5, "low": 7}
     assert 0 < report.score < 100
 
 
@@ -187,8 +202,8 @@ def test_outputs_are_stable_and_complete(seed):
     assert document["severity_counts"] == {
         "critical": 0,
         "high": 5,
-        "medium": 1,
-        "low": 0,
+        "medium": 7,
+        "low": 7,
         "info": 0,
     }
     assert severity_counts(report)["high"] == 5

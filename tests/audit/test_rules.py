@@ -26,7 +26,13 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_good_stack_breaks_no_rule(good_deployment):
+    # With the stack's HPA owning the replica count, the manifest must not set one (RK-AVAIL-007).
+    del good_deployment["spec"]["replicas"]
     assert audit([good_deployment, *stack()]).findings == []
+
+
+def test_the_good_deployment_alone_breaks_only_the_cross_object_rules(good_deployment):
+    assert ids([good_deployment]) == {"RK-AVAIL-002", "RK-NET-001"}
 
 
 def test_every_rule_has_a_stable_id_and_a_known_peer_format():
@@ -246,7 +252,7 @@ def _rules_object(*rules: dict[str, Any]) -> dict[str, Any]:
 )
 def test_histogram_quantile_checks(expr, rule_ids):
     obj = _rules_object({"alert": "A", "expr": expr, "for": "5m"})
-    assert ids([obj], ["RK-PROM"]) == rule_ids
+    assert ids([obj], ["RK-PROM-001", "RK-PROM-002", "RK-PROM-009"]) == rule_ids
 
 
 def test_alert_without_for_is_reported():

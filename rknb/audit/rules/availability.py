@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from rknb.audit.model import AuditConfig, ObjectIndex, Violation, object_namespace, selector_matches
+from rknb.audit.model import AuditConfig, ObjectIndex, Violation, object_namespace
 from rknb.audit.objects import (
     hpa_for,
     max_unavailable,
@@ -14,6 +14,7 @@ from rknb.audit.objects import (
     pods_selected,
     rolling_update,
     scaled_int_or_percent,
+    selecting,
     workload_replicas,
 )
 from rknb.audit.registry import rule
@@ -25,23 +26,12 @@ _REPLICATED = ("Deployment", "StatefulSet")
 
 def pdbs_for(obj: Mapping[str, Any], index: ObjectIndex) -> list[Mapping[str, Any]]:
     """Return the PodDisruptionBudgets in the workload's namespace that select its pods."""
-    labels = pod_labels(obj)
-    return [
-        pdb
-        for pdb in index.of_kind("PodDisruptionBudget", object_namespace(obj))
-        if labels and selector_matches((pdb.get("spec") or {}).get("selector"), labels)
-    ]
+    return selecting(obj, "PodDisruptionBudget", index)
 
 
 def services_for(obj: Mapping[str, Any], index: ObjectIndex) -> list[Mapping[str, Any]]:
     """Return the Services in the workload's namespace whose selector matches its pods."""
-    labels = pod_labels(obj)
-    found = []
-    for service in index.of_kind("Service", object_namespace(obj)):
-        selector = (service.get("spec") or {}).get("selector") or {}
-        if labels and selector and selector_matches({"matchLabels": selector}, labels):
-            found.append(service)
-    return found
+    return selecting(obj, "Service", index)
 
 
 def pdb_allowed_disruptions(pdb: Mapping[str, Any], replicas: int) -> int | None:
@@ -106,7 +96,8 @@ def min_replicas(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]
     kinds=_REPLICATED,
     scope="set",
     rationale="Without a PodDisruptionBudget a node drain may evict every replica of a "
-    "multi-replica workload at once.",
+    "workload at once. Single-replica workloads are reported too, as kube-score and Polaris "
+    "do: the PDB documents how much disruption the workload tolerates.",
     remediation="Add a PodDisruptionBudget in the same namespace whose selector matches the "
     "pod template labels (for example maxUnavailable: 1).",
     equivalent=(
@@ -116,11 +107,10 @@ def min_replicas(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]
     ),
 )
 def has_pdb(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
-    """Yield multi-replica workloads that no PDB in their namespace selects."""
+    """Yield workloads that no PDB in their namespace selects."""
     for kind in _REPLICATED:
         for obj in index.of_kind(kind):
-            _, high = workload_replicas(obj, index)
-            if high >= 2 and not pdbs_for(obj, index):
+            if not pdbs_for(obj, index):
                 yield Violation(
                     f"no PodDisruptionBudget in namespace {object_namespace(obj)!r} selects "
                     f"pods labelled {pod_labels(obj)!r}",

@@ -101,8 +101,8 @@ def _missing_resource(obj: Mapping[str, Any], section: str, resource: str) -> It
         "kube-linter:unset-cpu-requirements",
         "checkov:CKV_K8S_10",
         "kubesec:RequestsCPU",
+        "kube-score:container-resources",
     ),
-    divergent=("kube-score:container-resources",),
 )
 def cpu_request(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield containers (init containers included) without a CPU request."""
@@ -118,8 +118,12 @@ def cpu_request(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violati
     rationale="Without a memory request the scheduler may overcommit the node and the pod is "
     "among the first evicted under memory pressure.",
     remediation="Set resources.requests.memory to the container's working set.",
-    equivalent=("polaris:memoryRequestsMissing", "checkov:CKV_K8S_12", "kubesec:RequestsMemory"),
-    divergent=("kube-score:container-resources",),
+    equivalent=(
+        "polaris:memoryRequestsMissing",
+        "checkov:CKV_K8S_12",
+        "kubesec:RequestsMemory",
+        "kube-score:container-resources",
+    ),
 )
 def memory_request(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield containers without a memory request."""
@@ -140,8 +144,8 @@ def memory_request(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Viol
         "kube-linter:unset-memory-requirements",
         "checkov:CKV_K8S_13",
         "kubesec:LimitsMemory",
+        "kube-score:container-resources",
     ),
-    divergent=("kube-score:container-resources",),
 )
 def memory_limit(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield containers without a memory limit."""

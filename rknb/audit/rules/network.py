@@ -6,7 +6,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rknb.audit.model import AuditConfig, ObjectIndex, Violation, object_namespace, selector_matches
-from rknb.audit.objects import SERVICE_WORKLOAD_KINDS, name_of, pod_labels
+from rknb.audit.objects import (
+    SERVICE_WORKLOAD_KINDS,
+    name_of,
+    pod_labels,
+    pods_selected,
+    selecting,
+)
 from rknb.audit.registry import rule
 
 __all__ = ["policies_for", "policy_types"]
@@ -40,11 +46,12 @@ def policies_for(
         Where to look: ``""`` (default) the workload's own namespace, which is the only one
         whose policies apply; ``None`` every namespace (to explain a near miss).
     """
+    if namespace == "":
+        return selecting(obj, "NetworkPolicy", index)
     labels = pod_labels(obj)
-    where = object_namespace(obj) if namespace == "" else namespace
     return [
         policy
-        for policy in index.of_kind("NetworkPolicy", where)
+        for policy in index.of_kind("NetworkPolicy", namespace)
         if selector_matches((policy.get("spec") or {}).get("podSelector", {}), labels)
     ]
 
@@ -65,8 +72,12 @@ def _workloads(index: ObjectIndex) -> Iterator[Mapping[str, Any]]:
     "Only policies in the pods' own namespace apply.",
     remediation="Add a NetworkPolicy in the workload's namespace whose podSelector matches "
     "its pod labels, with ingress and egress rules.",
-    equivalent=("kube-linter:non-isolated-pod", "checkov:CKV2_K8S_6"),
-    divergent=("kube-score:pod-networkpolicy", "polaris:missingNetworkPolicy"),
+    equivalent=(
+        "kube-linter:non-isolated-pod",
+        "checkov:CKV2_K8S_6",
+        "kube-score:pod-networkpolicy",
+        "polaris:missingNetworkPolicy",
+    ),
 )
 def has_network_policy(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
     """Yield workloads no NetworkPolicy of their namespace selects, naming near misses."""
@@ -74,9 +85,8 @@ def has_network_policy(index: ObjectIndex, config: AuditConfig) -> Iterator[Viol
         if policies_for(obj, index):
             continue
         namespace = object_namespace(obj)
-        elsewhere = [
-            p for p in policies_for(obj, index, namespace=None) if object_namespace(p) != namespace
-        ]
+        # The usual near miss: a policy applied without -n landed in the default namespace.
+        elsewhere = policies_for(obj, index, namespace="default") if namespace != "default" else []
         message = f"no NetworkPolicy in namespace {namespace!r} selects its pods"
         if elsewhere:
             names = ", ".join(f"{object_namespace(p)}/{name_of(p)}" for p in elsewhere)
@@ -98,7 +108,9 @@ def has_network_policy(index: ObjectIndex, config: AuditConfig) -> Iterator[Viol
     "reverse for egress only).",
     remediation="Include both Ingress and Egress in the policyTypes of a policy selecting the "
     "pods.",
-    divergent=("kube-score:pod-networkpolicy", "polaris:missingNetworkPolicy"),
+    # kube-score and Polaris judge both directions together; Checkov accepts any policy.
+    equivalent=("kube-score:pod-networkpolicy", "polaris:missingNetworkPolicy"),
+    divergent=("checkov:CKV2_K8S_6",),
 )
 def both_directions(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
     """Yield workloads whose policies isolate only Ingress or only Egress."""
@@ -133,13 +145,15 @@ def service_targets(index: ObjectIndex, config: AuditConfig) -> Iterator[Violati
         if spec.get("type") == "ExternalName" or not selector:
             continue
         namespace = object_namespace(service)
+        wanted = {"matchLabels": selector}
+        if pods_selected(wanted, namespace, index):
+            continue
+        # Only a failing Service pays for the search of the other namespaces.
         matching = [
             w
             for w in _workloads(index)
-            if pod_labels(w) and selector_matches({"matchLabels": selector}, pod_labels(w))
+            if pod_labels(w) and selector_matches(wanted, pod_labels(w))
         ]
-        if any(object_namespace(w) == namespace for w in matching):
-            continue
         message = f"selector {selector!r} matches no pod template in namespace {namespace!r}"
         if matching:
             names = ", ".join(
