@@ -75,6 +75,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
+    "HISTORY_FILE",
     "RESULTS_MIME",
     "RESULTS_SCHEMA_ID",
     "SENTINEL_MIME",
@@ -86,6 +87,7 @@ __all__ = [
     "inspect_parameters",
     "list_notebooks",
     "normalize_notebook",
+    "read_history",
     "read_results",
     "resolve_notebook",
     "resolve_report_time",
@@ -712,10 +714,56 @@ def _render_html(nb: nbformat.NotebookNode, results: Mapping[str, Any], show_cod
     # Hidden code: drop cells whose only content is code, so no empty boxes remain.
     if not show_code:
         nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]
+    view = {
+        "figures": [(name, _figure_text(value)) for name, value in results["figures"].items()],
+        "show_code": show_code,
+    }
     body, _ = exporter.from_notebook_node(
-        nb, resources={"rknb": dict(results), "metadata": {"name": results["notebook"]}}
+        nb,
+        resources={
+            "rknb": dict(results),
+            "rknb_view": view,
+            "metadata": {"name": results["notebook"]},
+        },
     )
+    body = body.replace(_TOC_MARKER, _table_of_contents(body), 1)
     return body if body.endswith("\n") else body + "\n"
+
+
+_TOC_MARKER = "<!-- rknb:toc -->"
+_HEADING = re.compile(r'<h([1-3]) id="([^"]+)">(.*?)(?:<a class="anchor-link"|</h\1>)', re.S)
+
+
+def _figure_text(value: Any) -> str:
+    """Return a headline figure as a reader sees it: 4 significant digits, yes/no, a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= 1e15:
+            return f"{value:.4g}"
+        return f"{value:,.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def _table_of_contents(body: str) -> str:
+    """Return a ``<nav>`` listing the report's section headings (h1 to h3), linked."""
+    items = []
+    for level, anchor, inner in _HEADING.findall(body):
+        text = html.unescape(re.sub(r"<[^>]+>", "", inner)).strip()
+        if text:
+            items.append(
+                f'<li class="rknb-toc-{level}"><a href="#{anchor}">{html.escape(text)}</a></li>'
+            )
+    if not items:
+        return ""
+    return (
+        '<nav class="rknb-toc" id="rknb-toc" aria-label="Contents">\n'
+        "<strong>Contents</strong>\n<ol>\n" + "\n".join(items) + "\n</ol>\n</nav>"
+    )
 
 
 # --------------------------------------------------------------------------- executing
@@ -757,8 +805,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
 
 
-def _worker_environment() -> dict[str, str]:
+def _worker_environment(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     env["PYTHONHASHSEED"] = "0"
     env["MATPLOTLIBRC"] = str(_templates_dir() / "matplotlibrc")
     env["SOURCE_DATE_EPOCH"] = "0"
@@ -768,7 +821,12 @@ def _worker_environment() -> dict[str, str]:
     return env
 
 
-def _execute(job: dict[str, Any], work: Path, timeout_s: float | None) -> dict[str, Any]:
+def _execute(
+    job: dict[str, Any],
+    work: Path,
+    timeout_s: float | None,
+    environment: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Run papermill in a child process; return its outcome, or a run timeout."""
     job_path = work / "job.json"
     outcome_path = work / "outcome.json"
@@ -780,7 +838,7 @@ def _execute(job: dict[str, Any], work: Path, timeout_s: float | None) -> dict[s
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_worker_environment(),
+            env=_worker_environment(environment),
             start_new_session=True,
         )
         try:
@@ -878,6 +936,7 @@ def run_notebook(
     show_code: bool = False,
     kernel: str | None = None,
     fail_on: str | None = None,
+    environment: Mapping[str, str | None] | None = None,
 ) -> RunResult:
     """Run a notebook with papermill and write its report; return what it produced.
 
@@ -906,6 +965,9 @@ def run_notebook(
         A kernelspec name; None starts a kernel from the running interpreter.
     fail_on
         The least severity (one of :data:`SEVERITIES`) of a finding that fails the run.
+    environment
+        Environment variables set (or, with None, removed) for the kernel's
+        process only, such as ``KUBECONFIG`` for one cluster of a matrix.
 
     Returns
     -------
@@ -964,7 +1026,7 @@ def run_notebook(
             "cell_timeout_s": cell_timeout_s,
             "start_timeout_s": start_timeout_s,
         }
-        outcome = _execute(job, work, timeout_s)
+        outcome = _execute(job, work, timeout_s, environment)
         if output_nb.is_file():
             executed = nbformat.read(output_nb, as_version=4)
         else:
@@ -1078,11 +1140,87 @@ def _headline(figures: Mapping[str, Any], limit: int = 6) -> str:
     return text + (", …" if len(figures) > limit else "")
 
 
+HISTORY_FILE = "history.jsonl"
+_HISTORY_ROWS = 500
+
+
+def read_history(output_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Return the matrix run history of a report root, oldest first.
+
+    ``rknb run-matrix`` appends one JSON line per run to ``history.jsonl``;
+    lines that are not JSON objects (a write cut short) are skipped.
+    """
+    path = Path(output_dir) / HISTORY_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise RunError(
+            f"cannot read {path}: {exc.strerror}; check the folder is readable",
+            exit_code=EXIT_INFRASTRUCTURE,
+        ) from exc
+    entries: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _verdict_cell(verdict: Any) -> str:
+    if not isinstance(verdict, dict):
+        return "<td></td>"
+    status = str(verdict.get("status") or "")
+    text = " ".join(part for part in (status, verdict.get("summary")) if part)
+    return f'<td class="{html.escape(status)}">{html.escape(text)}</td>'
+
+
+def _history_rows(entries: list[dict[str, Any]]) -> list[str]:
+    # Newest matrix run first; inside one, in cluster, namespace, notebook order.
+    ordered = sorted(
+        entries,
+        key=lambda e: (
+            str(e.get("cluster", "")),
+            str(e.get("namespace", "")),
+            str(e.get("notebook", "")),
+        ),
+    )
+    ordered.sort(key=lambda e: str(e.get("matrix_started_at", "")), reverse=True)
+    rows = []
+    for entry in ordered[:_HISTORY_ROWS]:
+        status = str(entry.get("status", ""))
+        link = entry.get("report")
+        run_id = html.escape(str(entry.get("run_id") or "—"))
+        run = (
+            f'<a href="{html.escape(str(link), quote=True)}"><code>{run_id}</code></a>'
+            if link
+            else f"<code>{run_id}</code>"
+        )
+        error = f" {entry['error']}" if entry.get("error") else ""
+        rows.append(
+            f"<tr><td>{html.escape(str(entry.get('matrix_started_at', '')))}</td>"
+            f"<td>{html.escape(str(entry.get('cluster', '')))}</td>"
+            f"<td>{html.escape(str(entry.get('namespace') or '*'))}</td>"
+            f"<td>{html.escape(str(entry.get('notebook', '')))}</td>"
+            f"<td>{run}</td>"
+            f'<td class="{html.escape(status)}">{html.escape(status + error)}</td>'
+            f"{_verdict_cell(entry.get('verdict'))}"
+            f"<td>{html.escape(_headline(entry.get('figures') or {}))}</td></tr>"
+        )
+    return rows
+
+
 def update_index(output_dir: str | os.PathLike[str]) -> Path:
     """Write ``index.html`` in the report root listing every run, newest report time first.
 
     Returns the index's path. Run folders whose ``results.json`` is missing or
-    unreadable are listed as such rather than skipped silently.
+    unreadable are listed as such rather than skipped silently. When the root
+    holds a matrix history (``history.jsonl``), the index also lists it, newest
+    matrix run first: the index is the one report file that changes between runs.
     """
     root = Path(output_dir)
     rows: list[tuple[str, str, str, dict[str, Any] | None]] = []
@@ -1110,30 +1248,45 @@ def update_index(output_dir: str | os.PathLike[str]) -> Path:
         "<h1>rknb reports</h1>",
         f"<p>{len(rows)} run(s).</p>",
         "<table>",
-        "<tr><th>notebook</th><th>run</th><th>report time</th><th>status</th>"
-        "<th>verdict</th><th>headline figures</th></tr>",
+        "<tr><th>notebook</th><th>run</th><th>cluster</th><th>namespace</th>"
+        "<th>report time</th><th>status</th><th>verdict</th><th>headline figures</th></tr>",
     ]
     for notebook, run_id, report_time, data in rows:
         link = html.escape(f"{notebook}/{run_id}/{notebook}.html", quote=True)
+        params = (data or {}).get("parameters") or {}
+        cluster = str(params.get("cluster", "")) if isinstance(params, dict) else ""
+        namespace = str(params.get("namespace", "")) if isinstance(params, dict) else ""
         if data is None:
-            status, verdict_text, verdict_class, figures = "unreadable", "", "failed", ""
+            status, verdict_cell, figures = "unreadable", '<td class="failed"></td>', ""
         else:
             status = str(data.get("status", ""))
-            verdict = data.get("verdict") or {}
-            verdict_class = str(verdict.get("status", ""))
-            verdict_text = " ".join(
-                part for part in (verdict.get("status"), verdict.get("summary")) if part
-            )
+            verdict_cell = _verdict_cell(data.get("verdict"))
             figures = _headline(data.get("figures") or {})
         lines.append(
             f"<tr><td>{html.escape(notebook)}</td>"
             f'<td><a href="{link}"><code>{html.escape(run_id)}</code></a></td>'
+            f"<td>{html.escape(cluster)}</td><td>{html.escape(namespace or '*')}</td>"
             f"<td>{html.escape(report_time or '—')}</td>"
             f'<td class="{html.escape(status)}">{html.escape(status)}</td>'
-            f'<td class="{html.escape(verdict_class)}">{html.escape(verdict_text)}</td>'
+            f"{verdict_cell}"
             f"<td>{html.escape(figures)}</td></tr>"
         )
-    lines += ["</table>", "</body>", "</html>"]
+    lines.append("</table>")
+
+    history = read_history(root)
+    if history:
+        lines += [
+            "<h2>Matrix history</h2>",
+            f"<p>{len(history)} run(s) recorded by rknb run-matrix, newest first"
+            f"{f' (the latest {_HISTORY_ROWS} shown)' if len(history) > _HISTORY_ROWS else ''}."
+            "</p>",
+            "<table>",
+            "<tr><th>matrix run</th><th>cluster</th><th>namespace</th><th>notebook</th>"
+            "<th>run</th><th>status</th><th>verdict</th><th>headline figures</th></tr>",
+            *_history_rows(history),
+            "</table>",
+        ]
+    lines += ["</body>", "</html>"]
 
     index = root / "index.html"
     try:
