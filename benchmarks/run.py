@@ -125,7 +125,36 @@ def bench_demo(smoke: bool) -> dict[str, object]:
     }
 
 
-BENCHMARKS: dict[str, Callable[[bool], dict[str, object]]] = {"demo": bench_demo}
+def bench_hpa_replay(smoke: bool) -> dict[str, object]:
+    """The compiled HPA grid replay against the per-decision exact controller (hpa_replay.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hpa_replay import bench
+
+    return bench(smoke)
+
+
+def bench_prom_frames(smoke: bool) -> dict[str, object]:
+    """A ~1M-sample query_range answer to a DataFrame, against prometheus-api-client."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from prom_frames import bench_prom_frames as bench
+
+    return bench(smoke)
+
+
+def bench_audit(smoke: bool) -> dict[str, object]:
+    """rknb audit on 10,000 generated objects against Checkov on the same files (audit_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from audit_bench import bench_audit as bench
+
+    return bench(smoke, measure, ROOT)
+
+
+BENCHMARKS: dict[str, Callable[[bool], dict[str, object]]] = {
+    "demo": bench_demo,
+    "hpa_replay": bench_hpa_replay,
+    "prom_frames": bench_prom_frames,
+    "audit": bench_audit,
+}
 
 
 def main() -> int:

@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=_positive_float, metavar="S", help="limit on each run, in seconds"
     )
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="backfill the scenario into a local Prometheus and run the notebooks against it",
+    )
 
     conformance = commands.add_parser(
         "conformance",
@@ -143,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("2", "3"),
         help="the Prometheus major version whose semantics to follow",
     )
+    _add_run_matrix(commands)
+    _add_audit(commands)
+    _add_config(commands)
     return parser
 
 
@@ -279,6 +287,8 @@ def _demo_one(name: str, output: str, timeout_s: float | None) -> dict[str, Any]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if getattr(args, "live", False):
+        return _cmd_demo_live(args)
     names = list(report.list_notebooks())
     if not names:
         raise RunError(
@@ -299,6 +309,116 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return worst
 
 
+def _add_run_matrix(commands: Any) -> None:
+    matrix = commands.add_parser(
+        "run-matrix",
+        help="run notebooks over clusters x namespaces x notebooks",
+        description=(
+            "Run every notebook of a matrix file on every cluster and namespace in parallel "
+            "processes, append the runs to the report root's history and rewrite its index."
+        ),
+        epilog="exit codes: the worst of the runs' codes\n" + report.exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    matrix.add_argument("matrix", metavar="MATRIX", help="the matrix file (YAML)")
+    _add_output(matrix)
+    matrix.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="runs at once (default: the file's or CPUs)"
+    )
+    matrix.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="limit on each run, in seconds"
+    )
+    matrix.add_argument(
+        "--textfile", metavar="FILE.prom", help="write the runs' metrics for node-exporter"
+    )
+    matrix.add_argument("--pushgateway", metavar="URL", help="push the runs' metrics there")
+
+
+def _cmd_run_matrix(args: argparse.Namespace) -> int:
+    from rknb import matrix
+
+    loaded = matrix.load_matrix(args.matrix)
+    outcome = matrix.run_matrix(
+        loaded, output_dir=args.output, jobs=args.jobs, timeout_s=args.timeout, progress=sys.stdout
+    )
+    if args.textfile:
+        print(f"metrics: {matrix.write_textfile(args.textfile, outcome.entries)}")
+    if args.pushgateway:
+        matrix.push_metrics(args.pushgateway, outcome.entries)
+        print(f"metrics pushed to {args.pushgateway}")
+    failed = sum(1 for e in outcome.entries if e["status"] != "ok")
+    print(f"{len(outcome.entries)} run(s), {failed} failed; index: {outcome.index}")
+    return outcome.exit_code
+
+
+def _add_audit(commands: Any) -> None:
+    # rknb.audit.SEVERITIES, written out: importing rknb.audit (pandas) would slow every command.
+    severities = ("critical", "high", "medium", "low", "info")
+    audit = commands.add_parser(
+        "audit",
+        help="audit manifests (or a live cluster) for reliability and security rules",
+        description=(
+            "Audit Kubernetes manifests, kustomize output and Prometheus rule files, or a live "
+            "cluster's objects, and write the findings to standard output."
+        ),
+        epilog="exit codes: 0 nothing at or above --fail-on; 1 findings or unreadable input; "
+        "2 usage",
+    )
+    audit.add_argument("paths", metavar="PATH", nargs="*", help="manifest files or folders")
+    audit.add_argument(
+        "--format", choices=("text", "json", "sarif", "junit"), default="text", help="output"
+    )
+    audit.add_argument(
+        "--fail-on",
+        choices=severities,
+        default="high",
+        metavar="SEVERITY",
+        help=f"exit 1 on a finding this severe or worse ({', '.join(severities)}; default high)",
+    )
+    audit.add_argument("--config", metavar="FILE", help="YAML: min_replicas, disabled, ignore")
+    audit.add_argument(
+        "--rules", metavar="IDS", help="comma-separated rule ids or prefixes (RK-SEC) to run"
+    )
+    audit.add_argument(
+        "--kube-version", metavar="X.Y", help="validate objects against this version's schema"
+    )
+    audit.add_argument("--context", metavar="NAME", help="audit this kubeconfig context's objects")
+    scope = audit.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="with --context: one namespace")
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="with --context: every namespace"
+    )
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from rknb.conformance import audit as audit_cli
+
+    objects: list[Any] = []
+    if args.context:
+        from rknb.audit.objects import WORKLOAD_KINDS
+        from rknb.sources.cluster import ClusterSource
+
+        source = ClusterSource(args.context)
+        namespace = None if args.all_namespaces else args.namespace
+        kinds = {*WORKLOAD_KINDS, "Service", "Ingress", "HorizontalPodAutoscaler"}
+        kinds |= {"PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "PrometheusRule"}
+        for kind in sorted(kinds - {"DeploymentConfig"}):
+            objects.extend(source.list(kind, namespace))
+    elif not args.paths:
+        raise ParameterError("PATH", "give manifest files or folders, or --context for a cluster")
+    text, code = audit_cli.audit_command(
+        args.paths,
+        output_format=args.format,
+        fail_on=args.fail_on,
+        config=audit_cli.load_config(args.config),
+        rules=args.rules.split(",") if args.rules else None,
+        kube_version=args.kube_version,
+        objects=objects,
+    )
+    sys.stdout.write(text)
+    return code
+
+
 def _cmd_conformance(args: argparse.Namespace) -> int:
     from rknb import conformance
 
@@ -312,11 +432,82 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     return report.EXIT_OK if summary.ok else report.EXIT_FINDINGS
 
 
+def _cmd_demo_live(args: argparse.Namespace) -> int:
+    """Run every notebook against a local Prometheus backfilled with the demo scenario."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rknb.scenario import END, build_scenario, write_openmetrics
+    from rknb.scenario.export import LocalPrometheus, backfill, find_prometheus
+    from rknb.times import format_time
+
+    found = find_prometheus()
+    if found is None:
+        raise RunError(
+            "--live needs Debian's prometheus and promtool on PATH "
+            "(apt-get install --no-install-recommends prometheus); 'rknb demo' needs neither",
+            exit_code=report.EXIT_INFRASTRUCTURE,
+        )
+    names = list(report.list_notebooks())
+    with tempfile.TemporaryDirectory(prefix="rknb-live-") as tmp:
+        export = Path(tmp) / "scenario.om"
+        print("exporting the demo scenario as OpenMetrics ...", flush=True)
+        size = write_openmetrics(build_scenario(None), export)
+        elapsed = backfill(export, Path(tmp) / "data", promtool=found[1])
+        export.unlink()
+        print(f"backfilled {size / 1e6:.0f} MB in {elapsed:.1f} s", flush=True)
+        with LocalPrometheus(Path(tmp) / "data", binary=found[0]) as server:
+            print(f"Prometheus at {server.url} (pid {server.pid})", flush=True)
+            parameters = {
+                "prometheus": server.url,
+                "cluster": "demo",
+                "report_time": format_time(END),
+            }
+
+            def one(name: str) -> tuple[str, report.RunResult]:
+                return name, report.run_notebook(
+                    name, parameters, output_dir=args.output, timeout_s=args.timeout
+                )
+
+            worst = report.EXIT_OK
+            with ThreadPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
+                for done, (name, result) in enumerate(pool.map(one, names), start=1):
+                    print(f"[{done}/{len(names)}] {name}: {result.message}", flush=True)
+                    if result.status != "ok":
+                        worst = max(worst, result.exit_code)
+    print(f"index: {report.update_index(args.output)}")
+    return worst
+
+
+def _add_config(commands: Any) -> None:
+    config = commands.add_parser(
+        "config",
+        help="show the effective configuration",
+        description=(
+            "Show the configuration rknb uses (file, environment, precedence), "
+            "every credential redacted."
+        ),
+    )
+    config.add_argument("action", choices=("show",), help="what to do (show)")
+    config.add_argument("--file", metavar="FILE", help="a config file instead of the default")
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from rknb.config import load_config, show_config
+    from rknb.credentials import redact
+
+    print(redact(show_config(load_config(args.file))), end="")
+    return report.EXIT_OK
+
+
 _COMMANDS = {
     "list": _cmd_list,
     "run": _cmd_run,
     "demo": _cmd_demo,
     "conformance": _cmd_conformance,
+    "run-matrix": _cmd_run_matrix,
+    "audit": _cmd_audit,
+    "config": _cmd_config,
 }
 
 

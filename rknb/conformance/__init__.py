@@ -34,9 +34,9 @@ Status = Literal["passed", "failed", "skipped", "divergent"]
 #: so that one area's imports do not slow the others.
 RUNNERS: dict[str, str] = {
     "promql": "rknb.conformance.promql:run",
-    # "hpa": "rknb.conformance.hpa:run",          # with rknb.hpa
+    "hpa": "rknb.conformance.hpa:run",
     "rollout": "rknb.conformance.rollout:run",
-    # "audit": "rknb.conformance.audit:run",      # with rknb.audit
+    "audit": "rknb.conformance.audit:run",
 }
 
 

@@ -30,6 +30,8 @@ def test_environment_yml_lists_exactly_the_pyproject_dependencies() -> None:
 
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda += [d for d in pip if not d.startswith("-")]
     got = dict(
         _split(d.replace("=", "==", 1) if re.match(r"^[\w.-]+=[^=]", d) else d)
         for d in conda

@@ -73,6 +73,9 @@ def check_capacity(sc: Scenario, results: dict[str, Any]) -> None:
     assert planted <= over
     assert got["nodes_today"] == sc.fact("nodes.allocatable").details["nodes"]
     assert got["backtest_mape"] < got["naive_mape"]
+    assert got["backtest_beats_naive"] is True and got["backtest_origins"] >= 4
+    # The planted memory pressure is recommended up, past today's limit.
+    assert got["recommended_memory_bytes"] > sc.fact("memory.near_limit").details["limit_bytes"]
 
 
 def check_hpa(sc: Scenario, results: dict[str, Any]) -> None:
@@ -84,6 +87,14 @@ def check_hpa(sc: Scenario, results: dict[str, Any]) -> None:
     assert got["observed_min_replicas"] == events["min_replicas"]
     # A lower target costs replica-hours: the candidate (60 %) runs more than the HPA (70 %).
     assert got["candidate_replica_hours"] > got["replica_hours"]
+    # The compiled replay decides as the exact controller on the whole demo history.
+    assert got["fast_path_agrees"] is True
+    # The recommendation keeps within the notebook's default limits (5 %, 10 minutes).
+    assert got["recommended"]
+    assert got["recommended_fraction_above_target"] <= 0.05
+    assert got["recommended_lag_worst_s"] <= 600
+    # The scenario's 3 old pods become Ready 30-60 s after they start.
+    assert 30 <= got["pod_startup_s"] <= 60
 
 
 def check_audit(sc: Scenario, results: dict[str, Any]) -> None:
