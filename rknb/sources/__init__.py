@@ -65,18 +65,34 @@ __all__ = [
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _demo_seed(spec: str, seed: int | None, name: str) -> tuple[bool, int | None]:
-    """Return whether the spec names the demo, and its seed (``demo:N``, else ``seed``)."""
+NO_GROWTH = "nogrowth"
+
+
+def _demo_seed(spec: str, seed: int | None, name: str) -> tuple[bool, int | None, bool]:
+    """Return whether the spec names the demo, its seed, and whether traffic grows.
+
+    ``demo``, ``demo:SEED``, ``demo:nogrowth`` and ``demo:SEED:nogrowth`` (the same
+    history with the level held flat, which the capacity backtest compares against).
+    """
     if spec == "demo":
-        return True, seed
+        return True, seed, True
     if not spec.startswith("demo:"):
-        return False, None
-    text = spec.removeprefix("demo:")
+        return False, None, True
+    parts = spec.removeprefix("demo:").split(":")
+    growth = True
+    if parts and parts[-1] == NO_GROWTH:
+        growth = False
+        parts = parts[:-1]
+    if not parts:
+        return True, seed, growth
     try:
-        return True, int(text)
+        (text,) = parts
+        return True, int(text), growth
     except ValueError:
         raise ParameterError(
-            name, f"expected 'demo' or 'demo:SEED' with an integer seed, got {spec!r}"
+            name,
+            f"expected 'demo', 'demo:SEED', 'demo:nogrowth' or 'demo:SEED:nogrowth' with an "
+            f"integer seed, got {spec!r}",
         ) from None
 
 
@@ -107,9 +123,9 @@ def open_metrics(
         The instant a live source's relative times count from.
     """
     spec = str(spec).strip()
-    is_demo, demo_seed = _demo_seed(spec, seed, "prometheus")
+    is_demo, demo_seed, growth = _demo_seed(spec, seed, "prometheus")
     if is_demo:
-        return open_demo(demo_seed)[0]
+        return open_demo(demo_seed, growth=growth)[0]
     if spec and not _is_url(spec) and is_bundle(spec):
         return open_bundle(spec)[0]
     config = load_config()
@@ -157,9 +173,9 @@ def open_objects(
         ``~/.kube/config`` when omitted.
     """
     spec = str(spec).strip()
-    is_demo, demo_seed = _demo_seed(spec, None, "cluster")
+    is_demo, demo_seed, growth = _demo_seed(spec, None, "cluster")
     if is_demo:
-        return open_demo(demo_seed)[1]
+        return open_demo(demo_seed, growth=growth)[1]
     if not spec:
         raise ParameterError("cluster", "is empty; give 'demo', a manifest path or a context name")
     if _is_url(spec):

@@ -13,14 +13,21 @@ from rknb.sources.objects import ObjectListSource
 __all__ = ["open_demo"]
 
 
-def open_demo(seed: int | None = None) -> tuple[MetricsSource, ObjectSource]:
-    """Return the demo scenario's metrics and object sources for a seed (the default when None)."""
+def open_demo(
+    seed: int | None = None, *, growth: bool = True
+) -> tuple[MetricsSource, ObjectSource]:
+    """Return the demo scenario's metrics and object sources for a seed (the default when None).
+
+    ``growth=False`` holds the traffic level flat: the same history without its trend.
+    """
     from rknb.scenario import build_scenario
     from rknb.sources.model import StoreMetricsSource
 
-    scenario = build_scenario(seed)
+    scenario = build_scenario(seed, growth=growth)
     used_seed = getattr(scenario, "seed", seed)
     description = "demo scenario" if used_seed is None else f"demo scenario (seed {used_seed})"
+    if not growth:
+        description += ", no growth"
     metrics = StoreMetricsSource(
         scenario.store, reference_time=scenario.end, description=description
     )

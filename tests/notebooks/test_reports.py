@@ -190,3 +190,25 @@ def test_the_drill_predicts_the_seed_rollout_without_history(tmp_path: Path) -> 
     assert (got["waves"], got["min_available"]) == (3, 3)
     # Readiness probe: initialDelaySeconds 5 + periodSeconds 10 = 15 s a wave.
     assert got["rollout_duration_s"] == 45
+
+
+def test_capacity_forecast_holds_its_own_against_naive_without_growth(tmp_path: Path) -> None:
+    # Without growth the naive "same hour last week" is hard to beat: the method must
+    # stay within 10 % of it, and the report says which held.
+    spec = "demo:nogrowth"
+    completed = rknb(
+        "run",
+        "capacity_planning",
+        "-p",
+        "prometheus",
+        spec,
+        "-p",
+        "cluster",
+        spec,
+        "--output",
+        str(tmp_path),
+    )
+    assert completed.returncode == 0, completed.stderr
+    got = read_results(tmp_path)["capacity_planning"]["figures"]
+    assert got["backtest_within_10_percent"] is True
+    assert got["backtest_mape"] <= 1.1 * got["naive_mape"]

@@ -88,3 +88,14 @@ def test_reference_time_of_demo_is_the_scenario_end():
         pytest.skip("rknb.scenario does not define END yet")
     assert reference_time_of("demo") == scenario.END
     assert reference_time_of("demo:3") == scenario.END
+
+
+def test_the_demo_without_growth_is_a_source_spec() -> None:
+    from rknb.sources import open_metrics, open_objects
+
+    flat = open_metrics("demo:7:nogrowth")
+    assert flat.description == "demo scenario (seed 7), no growth"
+    assert open_metrics("demo:nogrowth").description.endswith("no growth")
+    assert open_objects("demo:7:nogrowth").description == "demo scenario (seed 7), no growth"
+    with pytest.raises(ParameterError, match="demo:SEED:nogrowth"):
+        open_metrics("demo:7:flat")
