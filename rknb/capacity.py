@@ -23,6 +23,7 @@ import pandas as pd
 from rknb import _vpa as _vpa_model
 from rknb._vpa import VpaSettings
 from rknb.errors import NoDataError, ParameterError
+from rknb.kube import parse_quantity
 
 __all__ = [
     "AT_RISK_MEMORY_LIMIT_RATIO",
@@ -84,52 +85,6 @@ logger = logging.getLogger(__name__)
 
 _KEYS = ["namespace", "workload", "container"]
 _MIB = 2**20
-
-# --------------------------------------------------------------------------- quantities
-
-_BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL_SUFFIXES = {
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "": 1.0,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-_QUANTITY = re.compile(
-    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<exponent>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
-)
-
-
-def parse_quantity(value: str | int | float, *, name: str = "quantity") -> float:
-    """Return a Kubernetes resource quantity as a float in base units (cores, bytes).
-
-    Accepts the API's grammar: a signed decimal number followed by a binary
-    suffix (``Ki`` … ``Ei``), a decimal suffix (``n u m k M G T P E``) or a
-    decimal exponent (``1e3``, ``5E-2``).
-    """
-    if isinstance(value, bool):
-        raise ParameterError(name, f"expected a quantity such as '250m' or '256Mi', got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if match is None:
-        raise ParameterError(
-            name, f"expected a Kubernetes quantity such as '250m', '0.5' or '256Mi', got {value!r}"
-        )
-    number = float(match["number"])
-    if match["exponent"]:
-        return number * 10.0 ** int(match["exponent"][1:])
-    suffix = match["suffix"] or ""
-    if suffix in _BINARY_SUFFIXES:
-        return number * _BINARY_SUFFIXES[suffix]
-    return number * _DECIMAL_SUFFIXES[suffix]
-
 
 # --------------------------------------------------------------------------- workloads
 

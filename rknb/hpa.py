@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -38,6 +37,7 @@ import pandas as pd
 from rknb import _hpa_controller as ctl
 from rknb import _hpa_fast as fast
 from rknb.errors import ParameterError
+from rknb.kube import parse_quantity
 
 __all__ = [
     "DEFAULT_SCALE_DOWN_POLICIES",
@@ -293,25 +293,8 @@ def _policies(rules: Mapping[str, Any], default: tuple[Policy, ...]) -> tuple[Po
     return tuple(Policy(p["type"], int(p["value"]), int(p["periodSeconds"])) for p in raw)
 
 
-_QUANTITY = re.compile(
-    r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
-)
-_SUFFIX = {
-    "": 1.0, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "P": 1e15, "E": 1e18, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
-    "Pi": 2.0**50, "Ei": 2.0**60,
-}  # fmt: skip
-
-
 def _quantity(value: str | float) -> float:
-    # TODO: use the shared quantity parser once capacity.parse_quantity moves below the
-    # analysis layer (analysis modules may not import each other); then delete this copy.
-    if isinstance(value, int | float):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ParameterError("quantity", f"{value!r} is not a Kubernetes quantity such as 500m")
-    return float(match.group(1)) * _SUFFIX[match.group(2) or ""]
+    return parse_quantity(value, name="quantity")
 
 
 def _optional_quantity(value: str | float | None) -> float | None:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from rknb.errors import ParameterError, RknbError
+from rknb.kube import parse_int_or_percent
 
 __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
@@ -118,38 +119,6 @@ class RevisionError(RknbError, LookupError):
 
 # ---------------------------------------------------------------------------
 # Fenceposts
-
-
-def parse_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
-    """Return a Kubernetes int-or-percent value scaled to ``total``.
-
-    An int is taken as is; a string must be a whole percentage such as
-    ``"25%"``, scaled to ``total`` and rounded up or down.
-
-    Parameters
-    ----------
-    value
-        The int-or-string field as the API holds it (``1``, ``"25%"``).
-    total
-        The count a percentage refers to (usually ``spec.replicas``).
-    round_up
-        Round a percentage up (maxSurge) rather than down (maxUnavailable).
-    """
-    if isinstance(value, bool):
-        raise ParameterError("int-or-percent", f"expected an int or 'N%', got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("%") and re.fullmatch(r"-?\d+", text[:-1]):
-            percent = int(text[:-1])
-            scaled = percent * total
-            return -(-scaled // 100) if round_up else scaled // 100
-        raise ParameterError(
-            "int-or-percent",
-            f"{value!r} is neither an integer nor a whole percentage; write 1 or '25%'",
-        )
-    raise ParameterError("int-or-percent", f"expected an int or 'N%', got {value!r}")
 
 
 def resolve_fenceposts(

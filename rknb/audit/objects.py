@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rknb.audit.model import ObjectIndex, object_namespace, selector_matches
+from rknb.kube import parse_int_or_percent
 
 __all__ = [
     "SERVICE_WORKLOAD_KINDS",
@@ -212,18 +213,9 @@ def selecting(obj: Mapping[str, Any], kind: str, index: ObjectIndex) -> list[Map
     return list(table.get(id(obj), []))
 
 
-# TODO: int-or-percent and fencepost arithmetic repeat rknb.rollout's, because sibling analysis
-# modules may not import each other (import contract); move both to one core module below the
-# analysis layer when one exists.
 def scaled_int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
     """Return an int-or-percent field scaled to ``total``; ValueError when it is neither."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if not (text.endswith("%") and text[:-1].lstrip("-").isdigit()):
-        raise ValueError(f"{value!r} is neither an integer nor a whole percentage")
-    scaled = int(text[:-1]) * total
-    return -(-scaled // 100) if round_up else scaled // 100
+    return parse_int_or_percent(value, total, round_up=round_up)
 
 
 def rolling_update(obj: Mapping[str, Any]) -> tuple[str, Any, Any]:
