@@ -50,7 +50,7 @@ def lab(tmp_path: Path) -> Iterator[str]:
             "--allow-root",
             "--LabApp.extension_manager=readonly",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],  # fmt: skip
+        ],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
