@@ -373,6 +373,22 @@ def _prepare(
     return t_ms, v
 
 
+def _windows(
+    t_s: np.ndarray | Sequence[float],
+    values: np.ndarray | Sequence[float],
+    eval_t_s: np.ndarray | Sequence[float] | float,
+    range_s: float,
+    offset_s: float,
+    semantics: Semantics | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return samples (ms, values), an all-NaN answer per evaluation, and each window's bounds."""
+    mode = resolve_semantics(semantics)
+    t_ms, v = _prepare(t_s, values)
+    eval_ms = np.atleast_1d(_as_ms(eval_t_s))
+    lo, hi = _window_bounds(t_ms, eval_ms, round(range_s * 1000), round(offset_s * 1000), mode)
+    return t_ms, v, np.full(eval_ms.shape, np.nan), lo, hi
+
+
 def extrapolated_rate(
     t_s: np.ndarray | Sequence[float],
     values: np.ndarray | Sequence[float],
@@ -476,13 +492,9 @@ def irate(
     semantics: Semantics | None = None,
 ) -> np.ndarray:
     """Return ``irate`` (from the window's last two samples) at each evaluation time."""
-    mode = resolve_semantics(semantics)
-    t_ms, v = _prepare(t_s, values)
-    eval_ms = np.atleast_1d(_as_ms(eval_t_s))
-    out = np.full(eval_ms.shape, np.nan)
+    t_ms, v, out, lo, hi = _windows(t_s, values, eval_t_s, range_s, offset_s, semantics)
     if len(t_ms) < 2:
         return out
-    lo, hi = _window_bounds(t_ms, eval_ms, round(range_s * 1000), round(offset_s * 1000), mode)
     ok = hi - lo >= 2
     last = hi[ok] - 1
     previous = last - 1
@@ -503,13 +515,9 @@ def resets(
     semantics: Semantics | None = None,
 ) -> np.ndarray:
     """Return ``resets`` (decreases between samples) at each evaluation time; NaN if empty."""
-    mode = resolve_semantics(semantics)
-    t_ms, v = _prepare(t_s, values)
-    eval_ms = np.atleast_1d(_as_ms(eval_t_s))
-    out = np.full(eval_ms.shape, np.nan)
+    t_ms, v, out, lo, hi = _windows(t_s, values, eval_t_s, range_s, offset_s, semantics)
     if len(t_ms) == 0:
         return out
-    lo, hi = _window_bounds(t_ms, eval_ms, round(range_s * 1000), round(offset_s * 1000), mode)
     ok = hi - lo >= 1
     drops = np.zeros(len(v), dtype=np.int64)
     drops[1:] = v[1:] < v[:-1]
@@ -528,13 +536,9 @@ def max_over_time(
     semantics: Semantics | None = None,
 ) -> np.ndarray:
     """Return ``max_over_time`` at each evaluation time; NaN when the window is empty."""
-    mode = resolve_semantics(semantics)
-    t_ms, v = _prepare(t_s, values)
-    eval_ms = np.atleast_1d(_as_ms(eval_t_s))
-    out = np.full(eval_ms.shape, np.nan)
+    t_ms, v, out, lo, hi = _windows(t_s, values, eval_t_s, range_s, offset_s, semantics)
     if len(t_ms) == 0:
         return out
-    lo, hi = _window_bounds(t_ms, eval_ms, round(range_s * 1000), round(offset_s * 1000), mode)
     ok = hi - lo >= 1
     lo, hi = lo[ok], hi[ok]
 
