@@ -932,7 +932,7 @@ def run_notebook(
     output_dir: str | os.PathLike[str] | None = None,
     timeout_s: float | None = None,
     cell_timeout_s: float | None = None,
-    start_timeout_s: float = 60.0,
+    start_timeout_s: float = 180.0,
     show_code: bool = False,
     kernel: str | None = None,
     fail_on: str | None = None,
@@ -958,7 +958,8 @@ def run_notebook(
     cell_timeout_s
         Limit on each cell in seconds; None for none.
     start_timeout_s
-        Limit on the kernel's start, in seconds.
+        Limit on the kernel's start, in seconds: a cold start on a busy two-core node
+        (first imports, no bytecode cache yet) was seen to take over 60 s.
     show_code
         Keep code cells' input in the HTML report.
     kernel
