@@ -86,18 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("notebook", metavar="NOTEBOOK", help="a notebook name or an .ipynb path")
-    run.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter; the value is parsed as the notebook declares its type",
-    )
-    run.add_argument(
-        "-f", "--parameters-file", metavar="FILE", help="a YAML mapping of parameters (-p wins)"
-    )
+    _add_parameters(run, "set a parameter; the value is parsed as the notebook declares its type")
     _add_output(run)
     run.add_argument(
         "--timeout", type=_positive_float, metavar="S", help="limit on the whole run, in seconds"
@@ -151,7 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_matrix(commands)
     _add_audit(commands)
     _add_config(commands)
+    _add_record(commands)
     return parser
+
+
+def _add_parameters(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add ``-p NAME VALUE`` (repeatable) and ``-f FILE`` to a command."""
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=help_text,
+    )
+    parser.add_argument(
+        "-f", "--parameters-file", metavar="FILE", help="a YAML mapping of parameters (-p wins)"
+    )
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -500,6 +506,119 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return report.EXIT_OK
 
 
+def _add_record(commands: Any) -> None:
+    record = commands.add_parser(
+        "record",
+        help="run notebooks on live sources and record every answer into a bundle",
+        description=(
+            "Run notebooks (all of them when none is named) against live sources and record "
+            "every query answer and object list they get (never Secret data) into one bundle "
+            "folder, which '-p prometheus BUNDLE -p cluster BUNDLE' replays offline."
+        ),
+        epilog="exit codes: the worst of the runs' codes\n" + report.exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    record.add_argument("bundle", metavar="BUNDLE", help="the bundle folder to write")
+    record.add_argument("notebooks", metavar="NOTEBOOK", nargs="*", help="notebooks to run")
+    record.add_argument(
+        "--prometheus", metavar="URL|NAME", help="the metrics source (default: the notebooks')"
+    )
+    record.add_argument(
+        "--cluster", metavar="CONTEXT|PATH", help="the object source (default: the notebooks')"
+    )
+    _add_parameters(record, "set a parameter of the notebooks that declare it")
+    _add_output(record)
+    record.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="limit on each run, in seconds"
+    )
+    record.add_argument(
+        "--jobs", type=_positive_int, default=1, metavar="N", help="notebooks run at once"
+    )
+    record.add_argument(
+        "--force", action="store_true", help="replace a bundle the folder already holds"
+    )
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC
+
+    from rknb.credentials import redact
+    from rknb.sources import RECORD_ENV, reference_time_of, start_bundle
+    from rknb.times import format_time, parse_time
+
+    names = list(args.notebooks) or list(report.list_notebooks())
+    declared = {n: report.inspect_parameters(report.resolve_notebook(n)) for n in names}
+    given = _given_parameters(args)
+    for option in ("prometheus", "cluster"):
+        if getattr(args, option) is not None:
+            given[option] = getattr(args, option)
+    unknown = sorted(k for k in given if not any(k in params for params in declared.values()))
+    if unknown:
+        raise ParameterError(unknown[0], f"is not a parameter of any of {', '.join(names)}")
+    bundle = Path(args.bundle).resolve()
+    for option in ("prometheus", "cluster"):
+        spec = str(given.get(option, ""))
+        if spec and Path(spec).expanduser().resolve() == bundle:
+            raise ParameterError(option, f"names the bundle {args.bundle} being recorded into")
+
+    # Every notebook of one bundle shares one "now": the bundle's recording time, which a
+    # replay takes as its report time.
+    if given.get("report_time"):
+        now = parse_time(str(given["report_time"]), name="report_time")
+    else:
+        specs = [str(given.get(o, "demo")) for o in ("prometheus", "cluster")]
+        known = [t for t in (reference_time_of(s) for s in specs) if t is not None]
+        now = known[0] if known else datetime.now(UTC).replace(microsecond=0)
+    given["report_time"] = format_time(now)
+    start_bundle(
+        bundle,
+        now,
+        description=f"rknb record of {', '.join(names)}",
+        metrics_source=redact(str(given.get("prometheus", "demo"))),
+        objects_source=redact(str(given.get("cluster", "demo"))),
+        force=args.force,
+    )
+    print(f"recording into {bundle} (report_time {given['report_time']})", flush=True)
+
+    printing = threading.Lock()  # one whole line at a time from the worker threads
+
+    def one(name: str) -> tuple[report.RunResult, float]:
+        with printing:
+            print(f"    {name}: running ...", flush=True)
+        started = time.monotonic()
+        result = report.run_notebook(
+            name,
+            {k: v for k, v in given.items() if k in declared[name]},
+            output_dir=args.output,
+            timeout_s=args.timeout,
+            environment={RECORD_ENV: str(bundle)},
+        )
+        return result, time.monotonic() - started
+
+    # Kernels recording side by side append to the one bundle under its file lock.
+    worst = report.EXIT_OK
+    with ThreadPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
+        futures = {pool.submit(one, name): name for name in names}
+        for done, future in enumerate(as_completed(futures), start=1):
+            result, took = future.result()
+            with printing:
+                print(f"[{done}/{len(names)}] {result.message} ({took:.1f} s)", flush=True)
+                print(f"    report: {result.html_path}", flush=True)
+            if result.status != "ok":
+                worst = max(worst, result.exit_code)
+    index = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
+    print(
+        f"bundle: {bundle} ({len(index['metrics'])} query answers, "
+        f"{len(index['objects'])} object lists)"
+    )
+    print(f"replay: rknb run NOTEBOOK -p prometheus {bundle} -p cluster {bundle} (same -p)")
+    print(f"index: {report.update_index(args.output)}")
+    return worst
+
+
 _COMMANDS = {
     "list": _cmd_list,
     "run": _cmd_run,
@@ -508,6 +627,7 @@ _COMMANDS = {
     "run-matrix": _cmd_run_matrix,
     "audit": _cmd_audit,
     "config": _cmd_config,
+    "record": _cmd_record,
 }
 
 

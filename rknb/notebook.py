@@ -56,9 +56,16 @@ class Run:
     prometheus: str
     cluster: str
 
-    def query_range(self, query: str, **selector: Any) -> pd.DataFrame:
-        """Return a catalog query over the run's window, for the run's selector or another."""
-        return self.metrics.query_range(query, self._selector(selector), self.window)
+    def query_range(
+        self, query: str, *, window_s: float | None = None, **selector: Any
+    ) -> pd.DataFrame:
+        """Return a catalog query over the run's window, for the run's selector or another.
+
+        ``window_s`` replaces the catalog entry's range at every step.
+        """
+        return self.metrics.query_range(
+            query, self._selector(selector), self.window, window_s=window_s
+        )
 
     def query_instant(
         self,

@@ -5,6 +5,10 @@ here: ``prometheus`` is ``demo`` (or ``demo:SEED``), an ``http(s)://`` URL or
 a bundle folder; ``cluster`` is ``demo``, a bundle folder, a manifest file or
 folder, ``in-cluster``, or a kubeconfig context name. Credentials are never
 part of a spec.
+
+While :data:`~rknb.sources.bundle.RECORD_ENV` names a bundle folder (``rknb
+record`` sets it for each notebook's kernel), every source opened here is
+wrapped in a recorder that appends each answer to that bundle.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from rknb.sources.base import (
     empty_frame,
 )
 from rknb.sources.bundle import (
+    RECORD_ENV,
     BundleMetricsSource,
     BundleObjectSource,
     BundleRecorder,
     bundle_recorded_at,
     is_bundle,
     open_bundle,
+    recording_target,
+    start_bundle,
 )
 from rknb.sources.cluster import ClusterSource
 from rknb.sources.demo import open_demo
@@ -40,6 +47,7 @@ from rknb.sources.objects import ObjectListSource
 from rknb.sources.prometheus import PrometheusSource
 
 __all__ = [
+    "RECORD_ENV",
     "SUPPORTED_KINDS",
     "BundleMetricsSource",
     "BundleObjectSource",
@@ -60,6 +68,7 @@ __all__ = [
     "open_objects",
     "redact",
     "reference_time_of",
+    "start_bundle",
 ]
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -107,7 +116,10 @@ def open_metrics(
     cluster: str | None = None,
     report_time: datetime | None = None,
 ) -> MetricsSource:
-    """Return the metrics source a ``prometheus`` parameter names.
+    """Return the metrics source a ``prometheus`` parameter names (recording when asked).
+
+    While ``RKNB_RECORD_BUNDLE`` names a bundle folder, the source is wrapped
+    in a :class:`BundleRecorder` that appends every answer to that bundle.
 
     Parameters
     ----------
@@ -122,6 +134,12 @@ def open_metrics(
     report_time
         The instant a live source's relative times count from.
     """
+    return _recorded_metrics(_open_metrics(spec, seed, cluster, report_time), report_time)
+
+
+def _open_metrics(
+    spec: str, seed: int | None, cluster: str | None, report_time: datetime | None
+) -> MetricsSource:
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, seed, "prometheus")
     if is_demo:
@@ -146,6 +164,36 @@ def open_metrics(
     )
 
 
+def _recording_into(source: MetricsSource | ObjectSource, name: str) -> Path | None:
+    target = recording_target()
+    if target is None:
+        return None
+    if (
+        isinstance(source, BundleMetricsSource | BundleObjectSource)
+        and source.path.resolve() == target.resolve()
+    ):
+        raise ParameterError(
+            name,
+            f"replays the bundle {target} that {RECORD_ENV} records into; record into "
+            "another folder",
+        )
+    return target
+
+
+def _recorded_metrics(source: MetricsSource, report_time: datetime | None) -> MetricsSource:
+    target = _recording_into(source, "prometheus")
+    if target is None:
+        return source
+    return BundleRecorder(source, None, target, report_time=report_time, append=True).metrics
+
+
+def _recorded_objects(source: ObjectSource) -> ObjectSource:
+    target = _recording_into(source, "cluster")
+    if target is None:
+        return source
+    return BundleRecorder(None, source, target, append=True).objects
+
+
 def _kube_contexts(kubeconfig: str | None = None) -> list[str] | None:
     from kubernetes import config
 
@@ -159,7 +207,10 @@ def _kube_contexts(kubeconfig: str | None = None) -> list[str] | None:
 def open_objects(
     spec: str, *, namespace: str | None = None, kubeconfig: str | None = None
 ) -> ObjectSource:
-    """Return the object source a ``cluster`` parameter names.
+    """Return the object source a ``cluster`` parameter names (recording when asked).
+
+    While ``RKNB_RECORD_BUNDLE`` names a bundle folder, the source is wrapped
+    in a :class:`BundleRecorder` that appends every object list to that bundle.
 
     Parameters
     ----------
@@ -172,6 +223,10 @@ def open_objects(
         The kubeconfig file for a context name; ``$KUBECONFIG`` or
         ``~/.kube/config`` when omitted.
     """
+    return _recorded_objects(_open_objects(spec, namespace, kubeconfig))
+
+
+def _open_objects(spec: str, namespace: str | None, kubeconfig: str | None) -> ObjectSource:
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, None, "cluster")
     if is_demo:

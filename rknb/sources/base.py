@@ -88,8 +88,13 @@ class MetricsSource(Protocol):
     #: The instant offline data ends at; ``None`` for live sources.
     reference_time: datetime | None
 
-    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
-        """Return the query's series over the window, one row per sample."""
+    def query_range(
+        self, query: str, selector: Selector, window: Window, *, window_s: float | None = None
+    ) -> pd.DataFrame:
+        """Return the query's series over the window, one row per sample.
+
+        ``window_s`` replaces the catalog entry's range (``increase(x[1h])``) at every step.
+        """
         ...
 
     def query_instant(

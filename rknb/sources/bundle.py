@@ -10,6 +10,14 @@ pass through :func:`rknb.sources.objects.strip_secret` on the way in.
 
 Answers are keyed by a hash of the question (query name, selector, window or
 instant), so the same question always maps to the same file.
+
+``rknb record`` records several notebooks, each in its own kernel, into one
+bundle: it starts the bundle with :func:`start_bundle` and names it in the
+environment variable :data:`RECORD_ENV` for the kernels only; the source
+openers (:func:`rknb.sources.open_metrics`, :func:`rknb.sources.open_objects`)
+then wrap what they open in a :class:`BundleRecorder` that appends to it.
+Appending recorders merge their answers into ``bundle.json`` under a file
+lock, so kernels may record side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,18 +44,25 @@ from rknb.times import format_time, parse_time
 
 __all__ = [
     "BUNDLE_FORMAT_VERSION",
+    "RECORD_ENV",
     "BundleMetricsSource",
     "BundleObjectSource",
     "BundleRecorder",
     "bundle_recorded_at",
     "is_bundle",
     "open_bundle",
+    "recording_target",
+    "start_bundle",
 ]
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
 _INDEX = "bundle.json"
+_LOCK = ".bundle.lock"
+
+#: Names the bundle folder the source openers record into (set by ``rknb record`` for a run).
+RECORD_ENV = "RKNB_RECORD_BUNDLE"
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -60,8 +77,10 @@ def _selector_dict(selector: Selector) -> dict[str, Any]:
     }
 
 
-def _range_question(query: str, selector: Selector, window: Window) -> dict[str, Any]:
-    return {
+def _range_question(
+    query: str, selector: Selector, window: Window, window_s: float | None = None
+) -> dict[str, Any]:
+    question: dict[str, Any] = {
         "type": "range",
         "query": query,
         "selector": _selector_dict(selector),
@@ -69,6 +88,9 @@ def _range_question(query: str, selector: Selector, window: Window) -> dict[str,
         "end_unix": window.end.timestamp(),
         "step_s": float(window.step_s),
     }
+    if window_s is not None:  # absent otherwise, so keys of earlier bundles stay valid
+        question["window_s"] = float(window_s)
+    return question
 
 
 def _instant_question(
@@ -107,6 +129,8 @@ def _describe(question: dict[str, Any]) -> str:
         start = datetime.fromtimestamp(question["start_unix"], UTC)
         end = datetime.fromtimestamp(question["end_unix"], UTC)
         when = f"{format_time(start)}..{format_time(end)} step {question['step_s']:g}s"
+        if question.get("window_s") is not None:
+            when += f" over {question['window_s']:g}s"
     else:
         when = f"at {question['time']}"
         if question["window_s"] is not None:
@@ -117,28 +141,60 @@ def _describe(question: dict[str, Any]) -> str:
 # -- frames as JSON ------------------------------------------------------------------------
 
 
+def _is_datetime(series: pd.Series) -> bool:
+    return isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series)
+
+
+def _text_values(values: Sequence[Any]) -> list[str | None]:
+    return [None if v is None or v is pd.NA or v != v else str(v) for v in values]
+
+
 def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     dtypes: dict[str, str] = {}
+    categories: dict[str, Any] = {}
     for name in frame.columns:
         series = frame[name]
         dtypes[str(name)] = str(series.dtype)
-        if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            # The categories and their order are part of the answer: a groupby over a
+            # categorical column yields its groups in category order.
+            cats = series.cat.categories
+            categories[str(name)] = {
+                "values": _text_values(cats.tolist()),
+                "dtype": str(cats.dtype),
+                "ordered": bool(series.cat.ordered),
+            }
+            columns[str(name)] = series.cat.codes.astype("int64").tolist()
+        elif _is_datetime(series):
             ns = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
             columns[str(name)] = ns.astype("datetime64[ns, UTC]").astype("int64").tolist()
         elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
             columns[str(name)] = series.tolist()
+        elif pd.api.types.is_bool_dtype(series):
+            columns[str(name)] = [bool(v) for v in series.tolist()]
         else:
-            columns[str(name)] = [None if v is None else str(v) for v in series.tolist()]
-    return {"columns": [str(c) for c in frame.columns], "dtypes": dtypes, "data": columns}
+            columns[str(name)] = _text_values(series.tolist())
+    payload = {"columns": [str(c) for c in frame.columns], "dtypes": dtypes, "data": columns}
+    if categories:
+        payload["categories"] = categories
+    return payload
 
 
 def _frame_from_json(payload: dict[str, Any]) -> pd.DataFrame:
     data: dict[str, pd.Series] = {}
+    categories = payload.get("categories", {})
     for name in payload["columns"]:
         dtype = payload["dtypes"][name]
         values = payload["data"][name]
-        if dtype.startswith("datetime64"):
+        if name in categories:
+            spec = categories[name]
+            cats = pd.Index(spec["values"], dtype=spec["dtype"])
+            codes = np.asarray(values, dtype=np.int64)
+            series = pd.Series(
+                pd.Categorical.from_codes(codes, categories=cats, ordered=spec["ordered"])
+            )
+        elif dtype.startswith("datetime64"):
             stamps = np.asarray(values, dtype=np.int64).view("datetime64[ns]")
             series = pd.Series(stamps).dt.tz_localize("UTC")
             if dtype != "datetime64[ns, UTC]":
@@ -156,9 +212,96 @@ def _frame_from_json(payload: dict[str, Any]) -> pd.DataFrame:
 
 def _write_json(path: Path, payload: Any) -> None:
     # Write then rename, so a bundle interrupted mid-recording never holds half a file.
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=None, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the bundle folder (kernels recording side by side)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): recordings into one bundle must not overlap
+        yield
+        return
+    with open(directory / _LOCK, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def recording_target() -> Path | None:
+    """Return the bundle folder :data:`RECORD_ENV` names for this process, or None."""
+    value = os.environ.get(RECORD_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def start_bundle(
+    directory: str | os.PathLike[str],
+    recorded_at: datetime,
+    *,
+    description: str,
+    metrics_source: str | None = None,
+    objects_source: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Create an empty bundle that recorders append to; return its folder.
+
+    Parameters
+    ----------
+    directory
+        The bundle folder: new, empty, or (with ``force``) an earlier bundle.
+    recorded_at
+        The recording's "now", the reference time a replay starts from.
+    description
+        Free text stored in ``bundle.json``.
+    metrics_source
+        What the metrics are recorded from, safe to print.
+    objects_source
+        What the objects are recorded from, safe to print.
+    force
+        Replace a bundle the folder already holds (only its bundle files are removed).
+
+    Raises
+    ------
+    BundleError
+        When the folder holds a bundle and ``force`` is not set, or holds other files.
+    """
+    folder = Path(directory)
+    if is_bundle(folder):
+        if not force:
+            raise BundleError(
+                f"{folder} already holds a bundle (recorded at "
+                f"{_read_index(folder).get('recorded_at')}); choose another folder or pass "
+                "--force to replace it"
+            )
+        for part in ("metrics", "objects"):
+            shutil.rmtree(folder / part, ignore_errors=True)
+        (folder / _INDEX).unlink()
+    elif folder.is_dir() and any(p.name != _LOCK for p in folder.iterdir()):
+        raise BundleError(
+            f"{folder} holds files but no {_INDEX}; record into a new or empty folder"
+        )
+    when = parse_time(recorded_at, name="report_time")
+    (folder / "metrics").mkdir(parents=True, exist_ok=True)
+    (folder / "objects").mkdir(parents=True, exist_ok=True)
+    _write_json(
+        folder / _INDEX,
+        {
+            "format": "rknb-bundle",
+            "version": BUNDLE_FORMAT_VERSION,
+            "recorded_at": format_time(when),
+            "description": description,
+            "metrics_source": metrics_source,
+            "objects_source": objects_source,
+            "metrics": {},
+            "objects": {},
+        },
+    )
+    return folder
 
 
 class BundleRecorder:
@@ -177,6 +320,9 @@ class BundleRecorder:
         omitted (required for live sources, which have none).
     description
         Free text stored in ``bundle.json``.
+    append
+        Add to the bundle the folder holds (made by :func:`start_bundle` or an
+        earlier recorder), keeping its recording time, instead of starting afresh.
     """
 
     def __init__(
@@ -187,7 +333,15 @@ class BundleRecorder:
         *,
         report_time: datetime | None = None,
         description: str | None = None,
+        append: bool = False,
     ) -> None:
+        self.directory = Path(directory)
+        self._metrics = metrics
+        self._objects = objects
+        self._append = append
+        if append and is_bundle(self.directory):
+            self._join(self._check_report_time(report_time))
+            return
         recorded_at = report_time
         for source in (metrics, objects):
             if recorded_at is None and source is not None:
@@ -198,9 +352,6 @@ class BundleRecorder:
                 "live sources have no reference time; pass report_time= to fix the bundle's 'now'",
             )
         self.recorded_at = parse_time(recorded_at, name="report_time")
-        self._metrics = metrics
-        self._objects = objects
-        self.directory = Path(directory)
         (self.directory / "metrics").mkdir(parents=True, exist_ok=True)
         (self.directory / "objects").mkdir(parents=True, exist_ok=True)
         sources = [s.description for s in (metrics, objects) if s is not None]
@@ -218,18 +369,54 @@ class BundleRecorder:
         }
         self._write_index()
 
+    def _check_report_time(self, report_time: datetime | None) -> datetime:
+        recorded_at = bundle_recorded_at(self.directory)
+        if report_time is not None and parse_time(report_time, name="report_time") != recorded_at:
+            raise BundleError(
+                f"the bundle {self.directory} was started for {format_time(recorded_at)}, but "
+                f"this run's report_time is {format_time(report_time)}; record every notebook "
+                "of one bundle with the same report_time"
+            )
+        return recorded_at
+
+    def _join(self, recorded_at: datetime) -> None:
+        index = _read_index(self.directory)
+        self.recorded_at = recorded_at
+        self.reference_time = recorded_at
+        self.description = str(index.get("description") or "")
+        self._index = index
+        for role, source in (("metrics_source", self._metrics), ("objects_source", self._objects)):
+            if source is not None and not index.get(role):
+                index[role] = source.description
+        self._write_index()
+
     def _write_index(self) -> None:
-        _write_json(self.directory / _INDEX, self._index)
+        # Merge with what other recorders (other kernels) wrote since: entries only grow.
+        with _locked(self.directory):
+            path = self.directory / _INDEX
+            if self._append and path.is_file():
+                on_disk = _read_index(self.directory)
+                for section in ("metrics", "objects"):
+                    self._index[section] = {**on_disk.get(section, {}), **self._index[section]}
+                for role in ("metrics_source", "objects_source"):
+                    self._index[role] = self._index.get(role) or on_disk.get(role)
+            _write_json(path, self._index)
 
     def _need(self, source: Any, what: str) -> Any:
         if source is None:
             raise ParameterError(what, f"this recorder wraps no {what} source")
         return source
 
-    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
+    def query_range(
+        self, query: str, selector: Selector, window: Window, *, window_s: float | None = None
+    ) -> pd.DataFrame:
         """Return the wrapped source's answer, recording it."""
-        frame = self._need(self._metrics, "metrics").query_range(query, selector, window)
-        self._record_frame(_range_question(query, selector, window), frame)
+        source = self._need(self._metrics, "metrics")
+        if window_s is None:  # a source written before the parameter existed still records
+            frame = source.query_range(query, selector, window)
+        else:
+            frame = source.query_range(query, selector, window, window_s=window_s)
+        self._record_frame(_range_question(query, selector, window, window_s), frame)
         return frame
 
     def query_instant(
@@ -346,9 +533,12 @@ class _Replay:
 class BundleMetricsSource(_Replay):
     """Replays recorded metrics answers (the MetricsSource protocol)."""
 
-    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
+    def query_range(
+        self, query: str, selector: Selector, window: Window, *, window_s: float | None = None
+    ) -> pd.DataFrame:
         """Return the recorded answer, or raise BundleError when it was not recorded."""
-        return _frame_from_json(self._load("metrics", _range_question(query, selector, window)))
+        question = _range_question(query, selector, window, window_s)
+        return _frame_from_json(self._load("metrics", question))
 
     def query_instant(
         self, query: str, selector: Selector, time: datetime, *, window_s: float | None = None

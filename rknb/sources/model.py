@@ -75,9 +75,14 @@ class StoreMetricsSource:
             )
         return query
 
-    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
-        """Return the query's series over the window, one row per sample."""
-        entry = self._lookup(query, selector, None)
+    def query_range(
+        self, query: str, selector: Selector, window: Window, *, window_s: float | None = None
+    ) -> pd.DataFrame:
+        """Return the query's series over the window, one row per sample.
+
+        ``window_s`` replaces the catalog entry's range (``increase(x[1h])``) at every step.
+        """
+        entry = self._lookup(query, selector, window_s)
         frame = evaluate_range(
             self.store,
             entry,
@@ -85,6 +90,7 @@ class StoreMetricsSource:
             to_unix(window.start),
             to_unix(window.end),
             window.step_s,
+            window_s=window_s,
             semantics=self.semantics,
         )
         logger.info(

@@ -5,53 +5,51 @@ derived from ``rate``/``increase`` or quantiles of them) agree within 0.5 %
 relative, the issue's bound for ``rate`` extrapolation at window edges.
 Measured on seed 42 they agree to 3e-15. The demo evaluator follows 2.x
 semantics here (``RKNB_PROMQL_SEMANTICS=2``), as the server does.
+
+The live side is the session's ``rknb record`` run (the real server for
+metrics, the fake cluster holding the scenario's objects for objects), so
+these runs also prove that recording leaves a notebook's answers unchanged.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from promserver import Server
+from liveruns import METRIC_NOTEBOOKS, REPORT_TIME, SEMANTICS_ENV, Recording
 
 from rknb.report import run_notebook
 
 pytestmark = pytest.mark.integration
 
-#: The notebooks that query metrics; the audit and the drill take ``prometheus`` but ignore it.
-METRIC_NOTEBOOKS = ("capacity_planning", "hpa_tuning", "latency_analysis")
-REPORT_TIME = "2026-11-30T00:00:00Z"
-
 
 @pytest.fixture(scope="module")
 def both_runs(
-    prometheus_server: Server, tmp_path_factory: pytest.TempPathFactory
+    recording: Recording, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[tuple[str, str], dict[str, Any]]:
     output = tmp_path_factory.mktemp("agreement")
-    jobs = [(nb, spec) for nb in METRIC_NOTEBOOKS for spec in ("demo", prometheus_server.url)]
 
-    def one(job: tuple[str, str]) -> tuple[tuple[str, str], dict[str, Any]]:
-        notebook, spec = job
-        parameters = {"prometheus": spec, "cluster": "demo", "report_time": REPORT_TIME}
-        where = "demo" if spec == "demo" else "live"
-        result = run_notebook(notebook, parameters, output_dir=output / where)
+    def demo(notebook: str) -> tuple[tuple[str, str], dict[str, Any]]:
+        parameters = {"prometheus": "demo", "cluster": "demo", "report_time": REPORT_TIME}
+        result = run_notebook(notebook, parameters, output_dir=output, environment=SEMANTICS_ENV)
         if result.status != "ok":
-            return (where, notebook), {"failed": f"{notebook} on {spec}: {result.message}"}
-        return (where, notebook), json.loads(result.results_path.read_text())
+            return ("demo", notebook), {"failed": f"{notebook} on demo: {result.message}"}
+        return ("demo", notebook), json.loads(result.results_path.read_text())
 
-    previous = os.environ.get("RKNB_PROMQL_SEMANTICS")
-    os.environ["RKNB_PROMQL_SEMANTICS"] = "2"  # the kernels inherit it through the runner
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return dict(pool.map(one, jobs))
-    finally:
-        if previous is None:
-            os.environ.pop("RKNB_PROMQL_SEMANTICS", None)
-        else:
-            os.environ["RKNB_PROMQL_SEMANTICS"] = previous
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for notebook in METRIC_NOTEBOOKS:
+        try:
+            live = json.loads((recording.run_dir(notebook) / "results.json").read_text())
+        except ValueError:  # no report: the recording failed before this notebook ran
+            live = {"failed": f"{notebook} recorded live: {recording.stderr[-2000:]}"}
+        if live.get("status") not in (None, "ok"):
+            live = {"failed": f"{notebook} recorded live: {live.get('error')}"}
+        runs[("live", notebook)] = live
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs.update(pool.map(demo, METRIC_NOTEBOOKS))
+    return runs
 
 
 @pytest.mark.parametrize("notebook", METRIC_NOTEBOOKS)

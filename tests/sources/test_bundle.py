@@ -10,7 +10,7 @@ import pytest
 from rknb.catalog import Selector
 from rknb.errors import BundleError, ParameterError
 from rknb.sources.base import Window, empty_frame
-from rknb.sources.bundle import BundleRecorder, bundle_recorded_at, open_bundle
+from rknb.sources.bundle import BundleRecorder, bundle_recorded_at, open_bundle, start_bundle
 from rknb.sources.objects import ObjectListSource
 
 END = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -192,3 +192,137 @@ def test_store_metrics_source_answers_round_trip(tmp_path):
     )
     assert len(live) == 41
     pd.testing.assert_frame_equal(replayed, live, check_exact=True)
+
+
+def test_categorical_labels_keep_their_categories_and_order(tmp_path):
+    class Categorical(TinyMetrics):
+        def query_range(self, query, selector, window):
+            frame = super().query_range(query, selector, window)
+            # A live answer's labels are categorical, categories in order of appearance.
+            frame["pod"] = pd.Categorical(
+                ["web-b", "web-a", "web-b"], categories=["web-b", "web-a"]
+            )
+            return frame
+
+    recorder = BundleRecorder(Categorical(), None, tmp_path / "b")
+    live = recorder.query_range("container_cpu_cores", SELECTOR, WINDOW)
+    again = open_bundle(tmp_path / "b")[0].query_range("container_cpu_cores", SELECTOR, WINDOW)
+    pd.testing.assert_frame_equal(again, live, check_exact=True, check_categorical=True)
+    assert list(again["pod"].cat.categories) == ["web-b", "web-a"]
+    assert list(again.groupby("pod", observed=True).size().index) == ["web-b", "web-a"]
+
+
+def test_none_in_a_text_column_stays_none(tmp_path):
+    class Missing(TinyMetrics):
+        def query_range(self, query, selector, window):
+            frame = super().query_range(query, selector, window)
+            frame["container"] = pd.Series([None, "app", None], dtype=object)
+            return frame
+
+    recorder = BundleRecorder(Missing(), None, tmp_path / "b")
+    recorder.query_range("container_cpu_cores", SELECTOR, WINDOW)
+    again = open_bundle(tmp_path / "b")[0].query_range("container_cpu_cores", SELECTOR, WINDOW)
+    assert again["container"].tolist() == [None, "app", None]  # not the text "None"
+
+
+def test_start_bundle_refuses_an_existing_bundle_unless_forced(tmp_path):
+    folder = tmp_path / "b"
+    start_bundle(folder, END, description="first")
+    BundleRecorder(TinyMetrics(), None, folder, append=True).query_range(
+        "container_cpu_cores", SELECTOR, WINDOW
+    )
+    with pytest.raises(BundleError, match=r"already holds a bundle.*--force"):
+        start_bundle(folder, END, description="second")
+    assert len(open_bundle(folder)[0].recorded()) == 1  # the refusal left it as it was
+
+    start_bundle(folder, END + timedelta(hours=1), description="second", force=True)
+    assert open_bundle(folder)[0].recorded() == []
+    assert list((folder / "metrics").iterdir()) == []
+    assert bundle_recorded_at(folder) == END + timedelta(hours=1)
+
+
+def test_start_bundle_refuses_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(BundleError, match=r"holds files but no bundle\.json"):
+        start_bundle(tmp_path, END, description="x", force=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_appending_recorders_merge_into_one_index(tmp_path):
+    folder = start_bundle(
+        tmp_path / "b", END, description="two kernels", metrics_source="tiny", objects_source=None
+    )
+    objects = ObjectListSource(OBJECTS, description="test objects", reference_time=None)
+    first = BundleRecorder(TinyMetrics(), None, folder, append=True)
+    second = BundleRecorder(None, objects, folder, append=True)
+    first.query_range("container_cpu_cores", SELECTOR, WINDOW)
+    second.list("Deployment", "shop")
+    first.query_instant("request_increase", SELECTOR, END, window_s=60)  # writes after second
+
+    index = json.loads((folder / "bundle.json").read_text())
+    assert len(index["metrics"]) == 2 and len(index["objects"]) == 1
+    assert index["description"] == "two kernels"
+    assert index["metrics_source"] == "tiny"
+    assert index["objects_source"] == "test objects"  # filled in by the recorder that had one
+    metrics, replayed_objects = open_bundle(folder)
+    assert [o["metadata"]["name"] for o in replayed_objects.list("Deployment", "shop")] == [
+        "web",
+        "api",
+    ]
+    assert metrics.reference_time == END
+
+
+def test_appending_with_another_report_time_is_refused(tmp_path):
+    folder = start_bundle(tmp_path / "b", END, description="x")
+    with pytest.raises(BundleError, match="same report_time"):
+        BundleRecorder(TinyMetrics(), None, folder, report_time=END + timedelta(1), append=True)
+
+
+def test_source_openers_record_while_the_variable_names_a_bundle(tmp_path, monkeypatch):
+    from rknb.scenario import END as SCENARIO_END
+    from rknb.sources import RECORD_ENV, open_metrics, open_objects
+
+    folder = start_bundle(tmp_path / "b", SCENARIO_END, description="x")
+    monkeypatch.setenv(RECORD_ENV, str(folder))
+    metrics = open_metrics("demo")
+    objects = open_objects("demo")
+    selector = Selector(namespace="reasonkit", workload="reasonkit-pro-mcp")
+    window = Window(SCENARIO_END - timedelta(hours=1), SCENARIO_END, 60)
+    live = metrics.query_range("deployment_replicas", selector, window)
+    deployments = objects.list("Deployment", "reasonkit")
+    monkeypatch.delenv(RECORD_ENV)
+
+    replay_metrics, replay_objects = open_metrics(str(folder)), open_objects(str(folder))
+    pd.testing.assert_frame_equal(
+        replay_metrics.query_range("deployment_replicas", selector, window), live, check_exact=True
+    )
+    assert replay_objects.list("Deployment", "reasonkit") == deployments
+    assert len(live) == 61 and deployments  # one hour at 60 s, both ends included
+
+
+def test_recording_into_the_bundle_being_replayed_is_refused(tmp_path, monkeypatch):
+    from rknb.sources import RECORD_ENV, open_metrics
+
+    folder = start_bundle(tmp_path / "b", END, description="x")
+    monkeypatch.setenv(RECORD_ENV, str(folder))
+    with pytest.raises(ParameterError, match="records into"):
+        open_metrics(str(folder))
+
+
+def test_a_range_over_another_window_is_another_answer(tmp_path):
+    class Windowed(TinyMetrics):
+        def query_range(self, query, selector, window, *, window_s=None):
+            frame = super().query_range(query, selector, window)
+            frame["value"] = float(window_s or -1)
+            return frame
+
+    recorder = BundleRecorder(Windowed(), None, tmp_path / "b")
+    recorder.query_range("request_increase", SELECTOR, WINDOW)
+    recorder.query_range("request_increase", SELECTOR, WINDOW, window_s=3600)
+    metrics, _ = open_bundle(tmp_path / "b")
+    default = metrics.query_range("request_increase", SELECTOR, WINDOW)
+    hourly = metrics.query_range("request_increase", SELECTOR, WINDOW, window_s=3600)
+    assert default["value"].tolist() == [-1.0] * 3
+    assert hourly["value"].tolist() == [3600.0] * 3
+    with pytest.raises(BundleError, match="over 60s"):
+        metrics.query_range("request_increase", SELECTOR, WINDOW, window_s=60)
