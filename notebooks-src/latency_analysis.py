@@ -32,6 +32,7 @@ import pandas as pd
 import rknb.notebook as nb
 from rknb import latency, plots
 from rknb import slo as slos
+from rknb.sources.base import Window
 from rknb.times import parse_duration
 from rknb.yamlfile import dump_yaml
 
@@ -55,6 +56,16 @@ window_buckets = run.query_instant(
 window_requests = run.query_instant("request_increase", window_s=run.window.duration_s)
 markers = latency.deploy_markers(
     run.list("ReplicaSet"), run.query_range("replicaset_ready_replicas")
+)
+# Scale events and restarts at the scrape interval, so two changes a minute apart both count.
+scrape_s = parse_duration(scrape_interval, name="scrape_interval")
+fine_window = Window(run.window.start, run.window.end, scrape_s)
+scales = latency.scale_markers(
+    run.metrics.query_range("hpa_desired_replicas", run.selector, fine_window),
+    hpa=latency.hpa_for_workload(run.list("HorizontalPodAutoscaler"), workload),
+)
+restarts = latency.restart_markers(
+    run.metrics.query_range("container_restarts", run.selector, fine_window)
 )
 
 # %% [markdown]
@@ -84,7 +95,6 @@ regressions = latency.find_incidents(
     baseline_window_s=parse_duration(baseline_window, name="baseline_window"),
     min_duration_s=parse_duration(min_regression, name="min_regression"),
 )
-scrape_s = parse_duration(scrape_interval, name="scrape_interval")
 period_s = parse_duration(slo_period, name="slo_period")
 if regressions:
     # Date the first regression to the scrape interval, from one-interval increases.
@@ -122,8 +132,18 @@ apdex, apdex_exact = slos.apdex(
 )
 pairs = slos.alert_pairs(period_s)
 windows_s = sorted({w for p in pairs for w in (p.long_window_s, p.short_window_s)})
-ratios = slos.approximate_window_error_ratios(requests, windows_s, step_s=run.window.step_s)
-alerts = slos.alert_timeline(ratios, pairs, target=slo_target)
+# Exact: each window's increase at the rule step (the scrape interval), as the generated
+# rules and promtool compute it; per-step rates only where the source has no window override.
+exact_alerts = slos.supports_range_window(run.metrics)
+if exact_alerts:
+    alerts = slos.burn_rate_alerts(
+        {w: run.metrics.query_range("request_increase", run.selector, fine_window, window_s=w)
+         for w in windows_s},
+        pairs, target=slo_target, history_start=pd.Timestamp(run.window.start),
+    )
+else:
+    ratios = slos.approximate_window_error_ratios(requests, windows_s, step_s=run.window.step_s)
+    alerts = slos.alert_timeline(ratios, pairs, target=slo_target)
 fired = alerts[alerts["fired_at"].notna()]
 
 nb.show(latency.headline(slo, overall, regressions, culprit, exhaustion))
@@ -177,6 +197,9 @@ nb.record(
     latency_slo_met=fast.fraction >= latency_target,
     apdex=apdex,
     burn_rate_alerts_fired=len(fired),
+    alert_timeline_exact=exact_alerts,
+    hpa_scale_events=len(scales),
+    pod_restarts=int(restarts["restarts"].sum()),
     first_page_at=(
         fired[fired["severity"] == "page"]["fired_at"].min().isoformat()
         if (fired["severity"] == "page").any()
@@ -188,16 +211,18 @@ nb.record(
 # ## Latency over time
 #
 # Quantiles of the request-duration histogram per step, interpolated inside buckets
-# the way Prometheus's `histogram_quantile` does; red lines mark the moments a
-# ReplicaSet revision's first pod became ready.
+# the way Prometheus's `histogram_quantile` does. Markers: red lines where a ReplicaSet
+# revision's first pod became ready, dotted blue where the HPA changed its desired
+# replicas, dashed orange where a container restarted.
 
 # %%
 events = latency.marker_events(markers)
+kinds = latency.marker_groups(markers, scales, restarts)
 plots.time_series(
     {f"p{int(q * 100)}": quantiles[q] for q in quantiles.columns},
     title="Request latency quantiles",
     ylabel="latency (s)",
-    events=events,
+    marker_groups=kinds,
     logy=True,
 );
 
@@ -206,7 +231,7 @@ plots.time_series(
     {"error ratio": ratio},
     title="Error ratio (errors / requests)",
     ylabel="ratio",
-    events=events,
+    marker_groups=kinds,
     threshold=1 - slo_target,
     threshold_label=f"error budget ({1 - slo_target:.2%})",
 );
@@ -221,7 +246,7 @@ plots.time_series(
 plots.bucket_heatmap(
     latency.bucket_density(buckets),
     title="Request-duration histogram, requests per bucket",
-    events=events,
+    marker_groups=kinds,
     threshold_s=parse_duration(latency_threshold, name="latency_threshold"),
 );
 
@@ -235,7 +260,10 @@ if regressions:
         {f"p{int(q * 100)}": around[q] for q in around.columns},
         title="Latency quantiles around the first regression",
         ylabel="latency (s)",
-        events=[e for e in events if around.index[0] <= e[0] <= around.index[-1]],
+        marker_groups={
+            kind: [e for e in marks if around.index[0] <= e[0] <= around.index[-1]]
+            for kind, marks in kinds.items()
+        },
         logy=True,
     );
 else:
@@ -254,7 +282,7 @@ plots.time_series(
     {"burn rate (1h)": burn},
     title="Error-budget burn rate, 1 h window",
     ylabel="burn rate (x budget)",
-    events=events,
+    marker_groups=kinds,
     threshold=14.4,
     threshold_label="fast-burn page (14.4)",
 );
@@ -266,7 +294,7 @@ plots.time_series(
     )},
     title=f"Error budget remaining (share of the {slo_period} budget)",
     ylabel="share of budget",
-    events=events,
+    marker_groups=kinds,
     threshold=0.0,
     threshold_label="exhausted",
 );
@@ -275,7 +303,8 @@ plots.time_series(
 # ## Burn-rate alerts
 #
 # The Workbook's pairs and Sloth's 1 d/2 h ticket, factors scaled to the SLO period,
-# each with a `for`. Ratios here come from the per-step rates (a smoothed reading);
+# each with a `for`, evaluated at every scrape interval from each window's increase, as
+# the generated rules are (per-step rates only for a source without a window override);
 # grey bars mark where a long window did not yet fit in the history.
 
 # %%
@@ -296,14 +325,25 @@ alerts
 # %% [markdown]
 # ## Prometheus rules for this SLO
 #
-# Recording and alerting rules that evaluate the same pairs; they pass
-# `promtool check rules` and rknb's own rule lint.
+# Recording and alerting rules that evaluate the same pairs, for the availability SLO and
+# the latency SLO (slow requests: the `_count` minus the bucket at the threshold); they
+# pass `promtool check rules` and rknb's own rule lint.
 
 # %%
 rules = slos.availability_rules(
     workload, target=slo_target, period_s=period_s, selector=run.selector
 )
 nb.show("```yaml\n" + dump_yaml(rules) + "```")
+
+# %%
+if fast.exact:
+    latency_rules = slos.latency_rules(
+        f"{workload}-latency", target=latency_target, period_s=period_s, selector=run.selector,
+        threshold_s=fast.threshold_s, le_values=sorted(set(window_buckets["le"].astype(str))),
+    )
+    nb.show("```yaml\n" + dump_yaml(latency_rules) + "```")
+else:
+    nb.show(f"No latency-SLO rules: {latency_threshold} is not a bucket bound of the histogram.")
 
 # %% [markdown]
 # ## Regressions and releases

@@ -44,8 +44,10 @@ __all__ = [
     "find_incidents",
     "find_regressions",
     "headline",
+    "hpa_for_workload",
     "latency_quantiles",
     "marker_events",
+    "marker_groups",
     "multiwindow_alerts",
     "recovery",
     "refine_incident",
@@ -53,6 +55,8 @@ __all__ = [
     "refinement_times",
     "regressions_frame",
     "request_totals",
+    "restart_markers",
+    "scale_markers",
     "verdict_sentence",
 ]
 
@@ -948,6 +952,112 @@ def marker_events(markers: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:
         (pd.Timestamp(moment), f"rev {revision}")
         for moment, revision in zip(markers["first_ready"], markers["revision"], strict=True)
     ]
+
+
+def hpa_for_workload(hpas: Sequence[Mapping[str, Any]], workload: str) -> str | None:
+    """Return the name of the HorizontalPodAutoscaler that scales Deployment ``workload``."""
+    for hpa in hpas:
+        target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if target.get("kind", "Deployment") == "Deployment" and target.get("name") == workload:
+            return str((hpa.get("metadata") or {}).get("name"))
+    return None
+
+
+def scale_markers(desired: pd.DataFrame, *, hpa: str | None = None) -> pd.DataFrame:
+    """Return one row per change of the HPA's desired replicas inside the range.
+
+    Columns: ``time`` (the first sample with the new count), ``from_replicas``,
+    ``to_replicas``, ``direction`` (``up`` or ``down``). Missing samples are
+    skipped, not read as zero, so a scrape gap is no scale event.
+
+    Parameters
+    ----------
+    desired
+        An ``hpa_desired_replicas`` answer (``timestamp, [horizontalpodautoscaler], value``).
+    hpa
+        Keep only this HPA's series (the namespace may hold several); all summed when None.
+    """
+    frame = desired
+    if hpa is not None and "horizontalpodautoscaler" in frame.columns:
+        frame = frame[frame["horizontalpodautoscaler"].astype(str) == hpa]
+    counts = frame.groupby("timestamp")["value"].sum().sort_index() if len(frame) else None
+    if counts is None or counts.empty:
+        return pd.DataFrame(
+            {
+                "time": pd.Series([], dtype="datetime64[ns, UTC]"),
+                "from_replicas": pd.Series([], dtype=int),
+                "to_replicas": pd.Series([], dtype=int),
+                "direction": pd.Series([], dtype=object),
+            }
+        )
+    previous = counts.shift(1)
+    changed = counts[previous.notna() & (counts != previous)]
+    before = previous[changed.index]
+    return pd.DataFrame(
+        {
+            "time": pd.to_datetime(changed.index, utc=True),
+            "from_replicas": before.astype(int).to_numpy(),
+            "to_replicas": changed.astype(int).to_numpy(),
+            "direction": np.where(changed.to_numpy() > before.to_numpy(), "up", "down"),
+        }
+    ).reset_index(drop=True)
+
+
+def restart_markers(restarts: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per sample at which a container's restart counter went up.
+
+    Columns: ``time``, ``pod``, ``container``, ``restarts`` (how many restarts
+    between the previous sample and this one). A series that first appears
+    with restarts already counted is not a restart inside the range.
+
+    Parameters
+    ----------
+    restarts
+        A ``container_restarts`` answer (``timestamp, namespace, pod, container, value``),
+        the raw ``kube_pod_container_status_restarts_total`` per container.
+    """
+    keys = [c for c in ("namespace", "pod", "container") if c in restarts.columns]
+    rows: list[dict[str, Any]] = []
+    if len(restarts) and keys:
+        for key, group in restarts.sort_values("timestamp").groupby(keys, observed=True):
+            labels = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+            values = group["value"].to_numpy(dtype=float)
+            times = group["timestamp"]
+            grew = np.flatnonzero(np.diff(values) > 0) + 1
+            rows.extend(
+                {
+                    "time": pd.Timestamp(times.iloc[i]),
+                    "pod": str(labels.get("pod", "")),
+                    "container": str(labels.get("container", "")),
+                    "restarts": int(values[i] - values[i - 1]),
+                }
+                for i in grew
+            )
+    out = pd.DataFrame(rows, columns=["time", "pod", "container", "restarts"])
+    out["time"] = pd.to_datetime(out["time"], utc=True)
+    out["restarts"] = out["restarts"].astype(int)
+    return out.sort_values(["time", "pod", "container"], ignore_index=True)
+
+
+def marker_groups(
+    deploys: pd.DataFrame, scales: pd.DataFrame, restarts: pd.DataFrame
+) -> dict[str, list[tuple[pd.Timestamp, str]]]:
+    """Return chart markers by kind: deploys (``rev 3``), HPA scale events, pod restarts.
+
+    Scale events are labelled with their new replica count (``→4``); restarts
+    with the pod's name suffix. The keys are the legend's entries.
+    """
+    return {
+        "deploy": marker_events(deploys),
+        "HPA scale": [
+            (pd.Timestamp(t), f"\u2192{n}")
+            for t, n in zip(scales["time"], scales["to_replicas"], strict=True)
+        ],
+        "pod restart": [
+            (pd.Timestamp(t), str(pod).rsplit("-", 1)[-1])
+            for t, pod in zip(restarts["time"], restarts["pod"], strict=True)
+        ],
+    }
 
 
 def regressions_frame(incidents: Sequence[Incident], markers: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ __all__ = [
     "bar_chart",
     "bucket_heatmap",
     "interval_timeline",
+    "mark_event_groups",
     "mark_events",
     "new_figure",
     "time_series",
@@ -54,6 +55,7 @@ def time_series(
     events: Iterable[tuple[datetime, str]] = (),
     step: bool = False,
     logy: bool = False,
+    marker_groups: Mapping[str, Sequence[tuple[datetime, str]]] | None = None,
 ) -> Figure:
     """Return a line chart of named series over UTC time, with optional threshold and events.
 
@@ -77,6 +79,9 @@ def time_series(
         Draw as steps (for counts such as replicas).
     logy
         Use a logarithmic y axis.
+    marker_groups
+        Kinds of markers (deploys, HPA scale events, pod restarts) to draw each
+        in its own style, with one legend entry per kind and its count.
     """
     if ax is None:
         fig, ax = new_figure()
@@ -98,6 +103,8 @@ def time_series(
             label=threshold_label or None,
         )
     mark_events(ax, events)
+    if marker_groups:
+        mark_event_groups(ax, marker_groups)
     if logy:
         ax.set_yscale("log")
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
@@ -115,20 +122,61 @@ def time_series(
 def mark_events(ax: Axes, events: Iterable[tuple[datetime, str]]) -> None:
     """Draw vertical markers with short labels at the top of the axes."""
     for moment, label in events:
-        x = mdates.date2num(pd.Timestamp(moment).tz_convert("UTC").tz_localize(None))
+        x = _event_x(moment)
         ax.axvline(x, color=_EVENT_COLOR, linewidth=0.9, alpha=0.8)
-        ax.annotate(
-            label,
-            xy=(x, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            fontsize=7,
-            color=_EVENT_COLOR,
-            ha="right",
-            va="top",
-            xytext=(-2, -2),
-            textcoords="offset points",
-        )
+        _label_event(ax, x, label, _EVENT_COLOR)
+
+
+def _event_x(moment: datetime) -> float:
+    return float(mdates.date2num(pd.Timestamp(moment).tz_convert("UTC").tz_localize(None)))
+
+
+def _label_event(ax: Axes, x: float, label: str, color: str) -> None:
+    """Write a marker's label upright along its line, at the top of the axes."""
+    ax.annotate(
+        label,
+        xy=(x, 1.0),
+        xycoords=("data", "axes fraction"),
+        rotation=90,
+        fontsize=7,
+        color=color,
+        ha="right",
+        va="top",
+        xytext=(-2, -2),
+        textcoords="offset points",
+    )
+
+
+#: How each kind of marker is drawn: colour and line style; other kinds cycle the palette.
+_MARKER_STYLES: dict[str, tuple[str, str]] = {
+    "deploy": (_EVENT_COLOR, "-"),
+    "HPA scale": ("#2c7fb8", ":"),
+    "pod restart": ("#e08214", "--"),
+}
+
+
+def mark_event_groups(ax: Axes, groups: Mapping[str, Sequence[tuple[datetime, str]]]) -> None:
+    """Draw each kind of marker in its own colour and line style, with a legend entry per kind.
+
+    The legend says how many markers of the kind there are (``HPA scale (94)``);
+    labels are written only for kinds with at most 20 markers, so a busy kind
+    stays readable.
+    """
+    for i, (kind, events) in enumerate(groups.items()):
+        color, style = _MARKER_STYLES.get(kind, (PALETTE[i % len(PALETTE)], "-."))
+        labelled = len(events) <= 20
+        for k, (moment, label) in enumerate(events):
+            x = _event_x(moment)
+            ax.axvline(
+                x,
+                color=color,
+                linestyle=style,
+                linewidth=0.8,
+                alpha=0.7,
+                label=f"{kind} ({len(events)})" if k == 0 else None,
+            )
+            if labelled and label:
+                _label_event(ax, x, label, color)
 
 
 def bar_chart(
@@ -183,6 +231,7 @@ def bucket_heatmap(
     title: str,
     events: Iterable[tuple[datetime, str]] = (),
     threshold_s: float | None = None,
+    marker_groups: Mapping[str, Sequence[tuple[datetime, str]]] | None = None,
 ) -> Figure:
     """Return a heatmap of requests per bucket over time (log colour), latency on a log axis.
 
@@ -197,6 +246,8 @@ def bucket_heatmap(
         (time, label) pairs drawn as vertical markers.
     threshold_s
         A latency threshold drawn as a horizontal line (the SLO's).
+    marker_groups
+        Kinds of markers drawn each in its own style, with a legend (see :func:`time_series`).
     """
     import matplotlib.colors as mcolors
     import numpy as np
@@ -226,8 +277,14 @@ def bucket_heatmap(
     ax.set_yscale("log")
     if threshold_s is not None:
         ax.axhline(threshold_s, color="#ffffff", linestyle="--", linewidth=1, label="SLO threshold")
-        ax.legend(loc="upper left", fontsize=8, frameon=False, labelcolor="#ffffff")
     mark_events(ax, events)
+    if marker_groups:
+        mark_event_groups(ax, marker_groups)
+    if marker_groups:
+        # Marker lines in several colours need a legend on its own light box.
+        ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85, ncol=4)
+    elif threshold_s is not None:
+        ax.legend(loc="upper left", fontsize=8, frameon=False, labelcolor="#ffffff")
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     ax.set_ylabel("latency bucket upper bound (s)")
     ax.set_xlabel("time (UTC)")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
-from typing import Literal, cast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,8 @@ from rknb.errors import ParameterError, QueryError
 __all__ = [
     "LOOKBACK_S",
     "SEMANTICS_ENV",
+    "NativeBucket",
+    "NativeHistogram",
     "Semantics",
     "default_semantics",
     "extrapolated_rate",
@@ -39,7 +42,9 @@ __all__ = [
     "instant_value",
     "irate",
     "max_over_time",
+    "native_histogram_quantile",
     "parse_bucket_bound",
+    "parse_native_histogram",
     "resets",
     "resolve_semantics",
 ]
@@ -336,6 +341,202 @@ def _empty_quantiles(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         columns[key] = frame[key].iloc[:0]
     columns["value"] = pd.Series([], dtype="float64")
     return pd.DataFrame(columns).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------
+# Native histograms
+
+
+@dataclass(frozen=True)
+class NativeBucket:
+    """One bucket of a native histogram as the HTTP API writes it (non-cumulative count)."""
+
+    #: 0: (lower, upper], 1: [lower, upper), 2: (lower, upper), 3: [lower, upper].
+    boundary_rule: int
+    lower: float
+    upper: float
+    count: float
+
+    @property
+    def is_zero_bucket(self) -> bool:
+        """Return whether this is a standard schema's zero bucket ``[-threshold, threshold]``."""
+        return self.boundary_rule == 3 and self.lower == -self.upper and math.isfinite(self.upper)
+
+
+@dataclass(frozen=True)
+class NativeHistogram:
+    """One native-histogram sample: observation count, sum and its non-empty buckets.
+
+    ``custom_buckets`` is True for a histogram with custom bucket bounds (NHCB,
+    schema -53, as converted from classic ``le`` buckets), False for the
+    standard exponential schemas. The API does not say which: read it with
+    :func:`parse_native_histogram`, which infers it from the bounds.
+    """
+
+    count: float
+    sum: float
+    #: Sorted by lower bound; only non-empty buckets (the API leaves empty ones out).
+    buckets: tuple[NativeBucket, ...]
+    custom_buckets: bool = False
+
+    @property
+    def has_positive_buckets(self) -> bool:
+        """Return whether a bucket other than the zero bucket lies above zero."""
+        return any(b.lower >= 0 and not b.is_zero_bucket for b in self.buckets)
+
+    @property
+    def has_negative_buckets(self) -> bool:
+        """Return whether a bucket other than the zero bucket lies below zero."""
+        return any(b.upper <= 0 and not b.is_zero_bucket for b in self.buckets)
+
+
+def _api_float(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise ParameterError("histogram", f"{what} is {value!r}, not a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        parsed = parse_bucket_bound(value)
+        if parsed is not None:
+            return parsed
+    raise ParameterError(
+        "histogram", f"{what} is {value!r}, not a number as the Prometheus HTTP API writes it"
+    )
+
+
+def _fits_exponential_schema(buckets: Sequence[NativeBucket]) -> bool:
+    """Return whether every bucket lies on one standard schema's grid (bounds 2^(k·2^-s))."""
+    widths: set[int] = set()
+    for b in buckets:
+        if b.is_zero_bucket:
+            continue
+        if b.lower > 0 and b.boundary_rule == 0:
+            low, high = b.lower, b.upper
+        elif b.upper < 0 and b.boundary_rule == 1:
+            low, high = -b.upper, -b.lower
+        else:
+            return False
+        width = math.log2(high) - math.log2(low)
+        if not width > 0:
+            return False
+        schema = round(-math.log2(width))
+        if not -4 <= schema <= 8 or abs(width - 2.0**-schema) > 1e-9 * max(1.0, width):
+            return False
+        index = math.log2(high) * 2.0**schema
+        if abs(index - round(index)) > 1e-6:
+            return False
+        widths.add(schema)
+    return len(widths) <= 1
+
+
+def parse_native_histogram(
+    obj: Mapping[str, Any], *, custom_buckets: bool | None = None
+) -> NativeHistogram:
+    """Return a native histogram from the HTTP API's JSON ``{count, sum, buckets}`` object.
+
+    Each bucket is ``[boundary_rule, "lower", "upper", "count"]``; the API
+    writes only non-empty buckets.
+
+    Parameters
+    ----------
+    obj
+        The second element of a ``histogram`` pair (or of each ``histograms`` pair).
+    custom_buckets
+        Whether the histogram uses custom bounds; inferred when ``None``: custom
+        when a bound is infinite or the bounds are not on one exponential schema's grid.
+    """
+    if not isinstance(obj, Mapping) or "count" not in obj:
+        raise ParameterError(
+            "histogram", f"expected an object with count, sum and buckets, got {obj!r}"
+        )
+    count = _api_float(obj.get("count"), "the histogram's count")
+    total = _api_float(obj.get("sum", "0"), "the histogram's sum")
+    raw = obj.get("buckets") or []
+    buckets = []
+    for item in raw:
+        if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 4:
+            raise ParameterError(
+                "histogram", f"a bucket is {item!r}, not [boundary_rule, lower, upper, count]"
+            )
+        rule = item[0]
+        if isinstance(rule, bool) or rule not in (0, 1, 2, 3):
+            raise ParameterError("histogram", f"boundary rule {rule!r} is not 0, 1, 2 or 3")
+        lower = _api_float(item[1], "a bucket's lower bound")
+        upper = _api_float(item[2], "a bucket's upper bound")
+        if not lower <= upper:
+            raise ParameterError("histogram", f"a bucket's bounds {lower}..{upper} are reversed")
+        buckets.append(NativeBucket(int(rule), lower, upper, _api_float(item[3], "a count")))
+    buckets.sort(key=lambda b: (b.lower, b.upper))
+    if custom_buckets is None:
+        infinite = any(math.isinf(b.lower) or math.isinf(b.upper) for b in buckets)
+        custom_buckets = infinite or not _fits_exponential_schema(buckets)
+    return NativeHistogram(count, total, tuple(buckets), bool(custom_buckets))
+
+
+def native_histogram_quantile(
+    q: float, histogram: NativeHistogram, *, semantics: Semantics | None = None
+) -> float:
+    """Return the q-quantile of one native histogram, as Prometheus computes it.
+
+    3.x (``promql/quantile.go`` at d15adb9, the same rule since v3.0.0): for
+    q ≥ 0.5 the rank is counted down from the top; a rank in the zero bucket,
+    or in a custom bucket, is interpolated linearly, and in an exponential
+    bucket on a log2 scale (mirrored for negative buckets). The zero bucket
+    starts at 0 when the histogram has only positive buckets and ends at 0
+    when it has only negative ones. Custom buckets: the lowest, open
+    downwards, gives its upper bound if it is ≤ 0 and otherwise runs from 0;
+    the highest, open upwards, gives its lower bound. A rank never reached
+    gives NaN when the sum is NaN (NaN observations), else the last bucket's
+    upper bound. 2.x (v2.42) counts up from the bottom and interpolates
+    linearly everywhere. q < 0 gives −Inf, q > 1 +Inf; an empty histogram NaN.
+    """
+    mode = resolve_semantics(semantics)
+    h = histogram
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    if h.count == 0 or math.isnan(q):
+        return math.nan
+
+    forward = mode == 2 or math.isnan(h.sum) or q < 0.5
+    rank = q * h.count if forward else (1 - q) * h.count
+    ordered = h.buckets if forward else tuple(reversed(h.buckets))
+    bucket = NativeBucket(0, 0.0, 0.0, 0.0)
+    seen = 0.0
+    for candidate in ordered:
+        if mode == 3 and candidate.count == 0:
+            continue
+        bucket = candidate
+        seen += candidate.count
+        if seen >= rank:
+            break
+    lower, upper = bucket.lower, bucket.upper
+    custom = h.custom_buckets and mode == 3
+    if not custom and lower < 0 < upper:
+        if h.has_positive_buckets and not h.has_negative_buckets:
+            lower = 0.0
+        elif h.has_negative_buckets and not h.has_positive_buckets:
+            upper = 0.0
+    elif custom:
+        if lower == -math.inf:
+            if upper <= 0:
+                return upper
+            lower = 0.0
+        elif upper == math.inf:
+            return lower
+    seen = min(seen, h.count)
+    if seen < rank:
+        return math.nan if mode == 3 and math.isnan(h.sum) else upper
+    rank = rank - (seen - bucket.count) if forward else seen - rank
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = float(np.float64(rank) / np.float64(bucket.count))
+    if mode == 2 or custom or (lower <= 0 <= upper):
+        return lower + (upper - lower) * fraction
+    log_lower, log_upper = math.log2(abs(lower)), math.log2(abs(upper))
+    if lower > 0:
+        return float(2.0 ** (log_lower + (log_upper - log_lower) * fraction))
+    return float(-(2.0 ** (log_upper + (log_lower - log_upper) * (1 - fraction))))
 
 
 # --------------------------------------------------------------------------

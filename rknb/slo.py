@@ -22,6 +22,7 @@ flagged) otherwise. Apdex uses the same reading.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,13 @@ __all__ = [
     "availability_rules",
     "budget_burndown",
     "budget_consumed_between",
+    "burn_rate_alerts",
+    "latency_rules",
     "latency_sli",
+    "latency_window_error_ratios",
     "ratio_rule_name",
+    "supports_range_window",
+    "threshold_bucket_label",
     "window_error_ratios",
 ]
 
@@ -146,6 +152,55 @@ def window_error_ratios(
     out = pd.DataFrame(columns).sort_index()
     out.index.name = "timestamp"
     return out
+
+
+def burn_rate_alerts(
+    increases: Mapping[float, pd.DataFrame],
+    pairs: Sequence[AlertPair],
+    *,
+    target: float,
+    history_start: pd.Timestamp | None = None,
+    require_full_windows: bool = True,
+    error_statuses: Sequence[str] = ("error",),
+) -> pd.DataFrame:
+    """Return :func:`alert_timeline` over the exact window ratios of ``request_increase`` answers.
+
+    ``increases[w]`` is the ``request_increase`` range answer with its range
+    replaced by ``w`` at the rule evaluation step: the same numbers the
+    generated recording rules give, so the fire and clear times are those
+    ``promtool test rules`` checks.
+
+    Parameters
+    ----------
+    increases
+        Window in seconds to its ``request_increase`` range answer.
+    pairs
+        The pairs to evaluate (:func:`alert_pairs`).
+    target
+        The SLO target as a fraction (0.999).
+    history_start
+        Where the data starts; the first evaluation when omitted.
+    require_full_windows
+        Treat a condition as false until a full long window of history exists.
+    error_statuses
+        Values of the ``status`` label that count as bad.
+    """
+    ratios = window_error_ratios(increases, error_statuses=error_statuses)
+    return alert_timeline(
+        ratios,
+        pairs,
+        target=target,
+        history_start=history_start,
+        require_full_windows=require_full_windows,
+    )
+
+
+def supports_range_window(source: Any) -> bool:
+    """Return whether a metrics source's ``query_range`` takes a ``window_s`` range override."""
+    try:
+        return "window_s" in inspect.signature(source.query_range).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def approximate_window_error_ratios(
@@ -469,10 +524,7 @@ def availability_rules(
     """
     if not 0 < target < 1:
         raise ParameterError("target", f"must be a fraction in (0, 1) such as 0.999, got {target}")
-    if not slo_name or not all(c.isalnum() or c in "-_." for c in slo_name):
-        raise ParameterError(
-            "slo_name", f"{slo_name!r} must be letters, digits, '-', '_' or '.', as a label value"
-        )
+    _check_slo_name(slo_name)
     chosen = list(pairs) if pairs is not None else alert_pairs(period_s)
     entry = query if query is not None else get_query("request_rate")
     matchers = list(entry.selector_matchers(selector))
@@ -495,7 +547,155 @@ def availability_rules(
                 "labels": dict(labels),
             }
         )
-    for pair in chosen:
+    rules.extend(_alerting_rules(slo_name, chosen, target=target, period_s=period_s))
+    return {
+        "groups": [
+            {"name": f"slo-{slo_name}", "interval": format_duration(interval_s), "rules": rules}
+        ]
+    }
+
+
+def threshold_bucket_label(threshold_s: float, le_values: Sequence[str]) -> str:
+    """Return the ``le`` label value of the bucket bound equal to ``threshold_s``.
+
+    A latency SLO's good events are the bucket at the threshold, so the
+    threshold must be one of the histogram's bounds: anything else is refused
+    with the bounds there are (interpolating inside a bucket is what
+    :func:`latency_sli` offers for reports, never for alerting rules).
+
+    Parameters
+    ----------
+    threshold_s
+        The latency threshold in seconds.
+    le_values
+        The ``le`` label values the histogram's series carry (``"0.5"``, ``"+Inf"``).
+    """
+    found = [
+        le
+        for le in dict.fromkeys(str(v) for v in le_values)
+        if (bound := parse_bucket_bound(le)) is not None
+        and math.isfinite(bound)
+        and math.isclose(bound, threshold_s, rel_tol=1e-12, abs_tol=0.0)
+    ]
+    if not found:
+        bounds = sorted(
+            b
+            for v in dict.fromkeys(str(v) for v in le_values)
+            if (b := parse_bucket_bound(v)) is not None and math.isfinite(b)
+        )
+        raise ParameterError(
+            "latency_threshold",
+            f"{format_duration(threshold_s)} ({threshold_s:g} s) is not a bucket bound of the "
+            f"histogram (bounds: {', '.join(f'{b:g}' for b in bounds) or 'none'}); pick one of "
+            "them, since rules can count requests exactly only at a bound",
+        )
+    return found[0]
+
+
+def latency_rules(
+    slo_name: str,
+    *,
+    target: float,
+    period_s: float,
+    selector: Selector,
+    threshold_s: float,
+    le_values: Sequence[str],
+    pairs: Sequence[AlertPair] | None = None,
+    query: Query | None = None,
+    interval_s: float = 30.0,
+) -> dict[str, Any]:
+    """Return a Prometheus rule file (``{"groups": [...]}``) for a latency SLO.
+
+    The bad events are the requests slower than the threshold: the error
+    ratio over a window is ``(count − bucket{le="<threshold>"}) / count``, with
+    ``count`` the histogram's ``_count`` series, as Pyrra writes latency SLOs.
+    The recording rules and ``ErrorBudgetBurn`` alerts are otherwise those of
+    :func:`availability_rules`, the budget being ``1 − target``.
+
+    Parameters
+    ----------
+    slo_name
+        The value of the ``slo`` label on every rule.
+    target
+        The share of requests that must be faster than the threshold (0.99).
+    period_s
+        The SLO period in seconds; sets the factors when ``pairs`` is omitted.
+    selector
+        Namespace and workload whose requests count.
+    threshold_s
+        The latency threshold in seconds; it must be a bucket bound.
+    le_values
+        The ``le`` values of the histogram's series (from a bucket answer), to
+        check the threshold against and to spell the bucket as the series do.
+    pairs
+        The alert pairs; :func:`alert_pairs` for the period when omitted.
+    query
+        The bucket series' catalog entry (``request_duration_bucket_rate`` when omitted);
+        its metric must end in ``_bucket``.
+    interval_s
+        The group's evaluation interval.
+    """
+    if not 0 < target < 1:
+        raise ParameterError("target", f"must be a fraction in (0, 1) such as 0.99, got {target}")
+    _check_slo_name(slo_name)
+    entry = query if query is not None else get_query("request_duration_bucket_rate")
+    if not entry.metric.endswith("_bucket"):
+        raise ParameterError(
+            "query", f"{entry.metric!r} is not a histogram's _bucket series; pass a bucket query"
+        )
+    le = threshold_bucket_label(threshold_s, le_values)
+    chosen = list(pairs) if pairs is not None else alert_pairs(period_s)
+    matchers = list(entry.selector_matchers(selector))
+    count_metric = entry.metric.removesuffix("_bucket") + "_count"
+    count_sel = _selector_text(matchers)
+    good_sel = _selector_text([*matchers, Matcher("le", "=", le)])
+    windows = sorted({w for p in chosen for w in (p.short_window_s, p.long_window_s)})
+    rules: list[dict[str, Any]] = []
+    for w in windows:
+        span = format_duration(w)
+        total = f"sum(rate({count_metric}{{{count_sel}}}[{span}]))"
+        rules.append(
+            {
+                "record": ratio_rule_name(w),
+                "expr": (f"({total} - sum(rate({entry.metric}{{{good_sel}}}[{span}]))) / {total}"),
+                "labels": {"slo": slo_name},
+            }
+        )
+    rules.extend(_alerting_rules(slo_name, chosen, target=target, period_s=period_s))
+    return {
+        "groups": [
+            {"name": f"slo-{slo_name}", "interval": format_duration(interval_s), "rules": rules}
+        ]
+    }
+
+
+def latency_window_error_ratios(
+    good: Mapping[float, pd.DataFrame], total: Mapping[float, pd.DataFrame]
+) -> pd.DataFrame:
+    """Return the slow-request ratio over each window at each evaluation time (columns: window_s).
+
+    ``good[w]`` is the increase over ``w`` of the bucket at the threshold and
+    ``total[w]`` that of the histogram's ``_count``, both range answers at the
+    rule evaluation step, so each ratio is what :func:`latency_rules`'
+    recording rule gives: ``(total − good) / total``, NaN without requests.
+    """
+    columns = {}
+    for w, frame in total.items():
+        all_requests = frame.groupby("timestamp")["value"].sum()
+        fast = good[w].groupby("timestamp")["value"].sum().reindex(all_requests.index)
+        columns[float(w)] = (all_requests - fast) / all_requests.where(all_requests > 0)
+    out = pd.DataFrame(columns).sort_index()
+    out.index.name = "timestamp"
+    return out
+
+
+def _alerting_rules(
+    slo_name: str, pairs: Sequence[AlertPair], *, target: float, period_s: float
+) -> list[dict[str, Any]]:
+    """Return one ``ErrorBudgetBurn`` alerting rule per pair over the ratio recording rules."""
+    rules: list[dict[str, Any]] = []
+    labels = {"slo": slo_name}
+    for pair in pairs:
         threshold = repr(pair.threshold(target))
         short = f'{ratio_rule_name(pair.short_window_s)}{{slo="{slo_name}"}}'
         long = f'{ratio_rule_name(pair.long_window_s)}{{slo="{slo_name}"}}'
@@ -525,11 +725,14 @@ def availability_rules(
                 },
             }
         )
-    return {
-        "groups": [
-            {"name": f"slo-{slo_name}", "interval": format_duration(interval_s), "rules": rules}
-        ]
-    }
+    return rules
+
+
+def _check_slo_name(slo_name: str) -> None:
+    if not slo_name or not all(c.isalnum() or c in "-_." for c in slo_name):
+        raise ParameterError(
+            "slo_name", f"{slo_name!r} must be letters, digits, '-', '_' or '.', as a label value"
+        )
 
 
 def _regex_literal(text: str) -> str:

@@ -37,12 +37,15 @@ import pandas as pd
 from rknb.catalog import Query, Selector, get_query, load_catalog, render_promql
 from rknb.credentials import redact
 from rknb.errors import ParameterError, QueryError
+from rknb.promql import parse_native_histogram
 from rknb.sources.base import Window, empty_frame
 from rknb.times import format_time, parse_time, to_unix
 
 __all__ = [
     "MAX_POINTS_PER_SERIES",
     "PrometheusSource",
+    "parse_histogram_matrix",
+    "parse_histogram_vector",
     "parse_matrix",
     "parse_matrix_body",
     "parse_matrix_bytes",
@@ -79,12 +82,87 @@ def _is_loopback(host: str | None) -> bool:
 def _series_groups(
     result: list[dict[str, Any]], key: str
 ) -> tuple[list[dict[str, str]], list[np.ndarray]]:
-    labels = [dict(item.get("metric") or {}) for item in result]
+    # A series answered only with native-histogram samples ("histogram" or
+    # "histograms") has no float samples: the float path leaves it out, and
+    # parse_histogram_vector / parse_histogram_matrix read it.
+    native = "histograms" if key == "values" else "histogram"
+    floats = [item for item in result if key in item or native not in item]
+    if len(floats) < len(result):
+        logger.info(
+            "%d series hold only native-histogram samples; the float frame leaves them out",
+            len(result) - len(floats),
+        )
+    labels = [dict(item.get("metric") or {}) for item in floats]
     if key == "values":
-        pairs = [np.asarray(item.get("values") or [], dtype=np.float64) for item in result]
+        pairs = [np.asarray(item.get("values") or [], dtype=np.float64) for item in floats]
     else:
-        pairs = [np.asarray([item["value"]], dtype=np.float64) for item in result]
+        pairs = [np.asarray([item["value"]], dtype=np.float64) for item in floats]
     return labels, [p.reshape(-1, 2) for p in pairs]
+
+
+def _histogram_frame(result: list[dict[str, Any]], key: str) -> pd.DataFrame:
+    """Return one row per native-histogram sample: timestamp, labels, count, sum, histogram."""
+    rows: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for item in result:
+        metric = dict(item.get("metric") or {})
+        names |= set(metric)
+        samples = item.get(key) or []
+        if key == "histogram":
+            samples = [samples] if samples else []
+        for sample in samples:
+            if not isinstance(sample, list | tuple) or len(sample) != 2:
+                raise QueryError(
+                    f"a native-histogram sample is {sample!r}, not [timestamp, histogram]",
+                    query=key,
+                )
+            try:
+                histogram = parse_native_histogram(sample[1])
+            except ParameterError as exc:
+                raise QueryError(
+                    f"a native-histogram sample is malformed ({exc})", query=key
+                ) from exc
+            rows.append(
+                {
+                    "metric": metric,
+                    "t": float(sample[0]),
+                    "histogram": histogram,
+                }
+            )
+    ordered = sorted(names)
+    rows.sort(key=lambda r: ([r["metric"].get(n, "") for n in ordered], r["t"]))
+    ms = np.round(np.array([r["t"] for r in rows], dtype=np.float64) * 1000).astype(np.int64)
+    columns: dict[str, Any] = {
+        "timestamp": pd.Series(pd.to_datetime(ms, unit="ms", utc=True)).astype(
+            "datetime64[ns, UTC]"
+        )
+    }
+    for name in ordered:
+        columns[name] = pd.Series([r["metric"].get(name, "") for r in rows], dtype=object)
+    columns["count"] = pd.Series([r["histogram"].count for r in rows], dtype=np.float64)
+    columns["sum"] = pd.Series([r["histogram"].sum for r in rows], dtype=np.float64)
+    columns["histogram"] = pd.Series([r["histogram"] for r in rows], dtype=object)
+    return pd.DataFrame(columns)
+
+
+def parse_histogram_vector(result: list[dict[str, Any]]) -> pd.DataFrame:
+    """Return the native-histogram samples of a ``vector`` result, one row per series.
+
+    Columns: ``timestamp``, one per label (sorted), ``count``, ``sum`` and
+    ``histogram`` (a :class:`rknb.promql.NativeHistogram`). Series with float
+    samples only are left out; :func:`parse_vector` reads those.
+    """
+    return _histogram_frame(result, "histogram")
+
+
+def parse_histogram_matrix(result: list[dict[str, Any]]) -> pd.DataFrame:
+    """Return the native-histogram samples of a ``matrix`` result, one row per sample.
+
+    The columns are :func:`parse_histogram_vector`'s; rows are sorted by labels,
+    then time. A series may hold float ``values`` and ``histograms`` both (a
+    metric that changed type); only its histogram samples are here.
+    """
+    return _histogram_frame(result, "histograms")
 
 
 def _frame(
@@ -394,9 +472,15 @@ class PrometheusSource:
         """Return the PromQL this source sends for a catalog query and selector."""
         return render_promql(get_query(query, self.catalog), selector, window_s=window_s)
 
-    def query_range(self, query: str, selector: Selector, window: Window) -> pd.DataFrame:
-        """Return the query's series over the window, one row per sample."""
-        promql = self.render(query, selector)
+    def query_range(
+        self, query: str, selector: Selector, window: Window, *, window_s: float | None = None
+    ) -> pd.DataFrame:
+        """Return the query's series over the window, one row per sample.
+
+        ``window_s`` replaces the catalog entry's range (``increase(x[1h])`` at
+        every step), as burn-rate alert windows need.
+        """
+        promql = self.render(query, selector, window_s=window_s)
         by = get_query(query, self.catalog).by or ()
         start_s, end_s = to_unix(window.start), to_unix(window.end)
         step_s = window.step_s
@@ -506,6 +590,49 @@ class PrometheusSource:
                 format_time(moment),
             )
         return frame
+
+    def query_native_histograms(
+        self, promql: str, time: datetime | str, *, window: Window | None = None
+    ) -> pd.DataFrame:
+        """Return the native-histogram samples of a PromQL expression at an instant or over a range.
+
+        Catalog queries select classic ``_bucket`` series; a native histogram is
+        selected by its bare name (``rate(mcp_request_duration_seconds[5m])``), so
+        this takes PromQL text. The frame is :func:`parse_histogram_vector`'s
+        (instant) or :func:`parse_histogram_matrix`'s (with ``window``, one
+        query_range call: keep it under 11,000 steps).
+
+        Parameters
+        ----------
+        promql
+            The expression; it must return native histograms.
+        time
+            The instant (ignored with ``window``): aware, ISO 8601 or ``now-1h``.
+        window
+            A range to evaluate over at its step instead of one instant.
+        """
+        if window is None:
+            moment = self.resolve_time(time)
+            form = {"query": promql, "time": _num(to_unix(moment))}
+            data = self._post("/api/v1/query", form, promql, format_time(moment))
+            result = self._checked(_result(data, "vector", promql), promql)
+            return parse_histogram_vector(result)
+        start_s, end_s = to_unix(window.start), to_unix(window.end)
+        if (end_s - start_s) / window.step_s > MAX_POINTS_PER_SERIES:
+            raise ParameterError(
+                "window",
+                f"{(end_s - start_s) / window.step_s:.0f} steps exceed the server's "
+                f"{MAX_POINTS_PER_SERIES}; use a coarser step or a shorter window",
+            )
+        form = {
+            "query": promql,
+            "start": _num(start_s),
+            "end": _num(end_s),
+            "step": _num(window.step_s),
+        }
+        data = self._post("/api/v1/query_range", form, promql, "histograms")
+        result = self._checked(_result(data, "matrix", promql), promql)
+        return parse_histogram_matrix(result)
 
     def resolve_time(self, value: datetime | str | float) -> datetime:
         """Return a time as aware UTC; relative forms count from ``report_time`` (else now)."""
