@@ -56,7 +56,9 @@ MAX_POLICIES = 4
 P_MIN, P_MAX, P_TARGET, P_BEHAVIOR, P_UP_WINDOW, P_DOWN_WINDOW = 0, 1, 2, 3, 4, 5
 P_TOL_UP, P_TOL_DOWN, P_UP_SELECT, P_DOWN_SELECT, P_UP_COUNT, P_DOWN_COUNT = 6, 7, 8, 9, 10, 11
 P_POLICIES = 12  # then MAX_POLICIES x (type, value, period) for scale-up, then scale-down
-N_PARAMS = P_POLICIES + 6 * MAX_POLICIES
+#: The second (Pods AverageValue) metric's target in milli-units; 0 = no second metric.
+P_SECOND_TARGET = P_POLICIES + 6 * MAX_POLICIES
+N_PARAMS = P_SECOND_TARGET + 1
 
 
 @_njit(cache=True)
@@ -172,6 +174,7 @@ def _within(ratio: float, tol_up: float, tol_down: float) -> bool:
 def replay_grid_kernel(
     t: np.ndarray,
     demand_m: np.ndarray,
+    second_m: np.ndarray,
     params: np.ndarray,
     kind: int,
     initial_replicas: int,
@@ -188,7 +191,13 @@ def replay_grid_kernel(
     replicas_out: np.ndarray,
     ready_out: np.ndarray,
 ) -> None:
-    """Fill ``replicas_out[c, k]`` (k = 0..K) and ``ready_out[c, k]`` for every config c."""
+    """Fill ``replicas_out[c, k]`` (k = 0..K) and ``ready_out[c, k]`` for every config c.
+
+    ``second_m`` is the total of a second, Pods AverageValue metric at each
+    decision (used by configs whose ``P_SECOND_TARGET`` is above 0): the
+    proposal is then the larger of the two, as ``computeReplicasForMetrics``
+    takes it, and a failed CPU metric with a lower Pods proposal scales nothing.
+    """
     n_configs = params.shape[0]
     n_steps = t.shape[0]
     initial_created = t[0] - 1e9
@@ -198,6 +207,7 @@ def replay_grid_kernel(
         max_r = int(p[P_MAX])
         target = int(p[P_TARGET])
         behavior = p[P_BEHAVIOR] > 0
+        second_target = int(p[P_SECOND_TARGET])
         up_window = p[P_UP_WINDOW]
         down_window = p[P_DOWN_WINDOW]
         tol_up = tolerance_flag
@@ -302,6 +312,20 @@ def replay_grid_kernel(
                         proposal = current
                     else:
                         proposal = _int32_ceil(ratio * n)
+
+                if second_target > 0:
+                    # Every pod reports it (not Ready: 0), without the CPU readiness rules.
+                    share_2 = second_m[k] // serving if serving > 0 else 0
+                    ratio_2 = ((share_2 * serving) // n) / second_target
+                    if _within(ratio_2, tol_up, tol_down):
+                        proposal_2 = current
+                    else:
+                        proposal_2 = _int32_ceil(ratio_2 * n)
+                    if proposal == -1:
+                        if proposal_2 >= current:
+                            proposal = proposal_2
+                    elif proposal_2 > proposal:
+                        proposal = proposal_2
 
                 if proposal == -1:
                     # No metric: the controller keeps the count and stores nothing.

@@ -40,15 +40,20 @@ from rknb.errors import ParameterError
 from rknb.kube import parse_quantity
 
 __all__ = [
+    "CAUSE_TEXT",
     "DEFAULT_SCALE_DOWN_POLICIES",
     "DEFAULT_SCALE_UP_POLICIES",
     "FLAP_WINDOW_S",
+    "RULES",
+    "STATE_CAUSES",
     "GridReplay",
     "HpaConfig",
     "PodModel",
     "Policy",
     "Recommendation",
     "ReplaySummary",
+    "attribute_decisions",
+    "cause_counts",
     "compare",
     "compare_decisions",
     "explain_differences",
@@ -87,9 +92,12 @@ class HpaConfig:
 
     ``target_utilization`` is a fraction (0.7 = 70 %) for the CPU metric;
     ``target_average_value`` is the per-pod target of a Pods metric in the
-    metric's own unit. ``behavior`` False means ``spec.behavior`` is unset:
-    the legacy path, where ``scale_down_stabilization_s`` is the controller's
-    flag (300 s) and scale-up is limited to max(2 x current, 4) per reconcile.
+    metric's own unit. ``second_metric_name`` and ``second_target_average_value``
+    add a Pods AverageValue metric beside the CPU target (requests per second,
+    say): the controller then takes the larger of the two proposals.
+    ``behavior`` False means ``spec.behavior`` is unset: the legacy path, where
+    ``scale_down_stabilization_s`` is the controller's flag (300 s) and
+    scale-up is limited to max(2 x current, 4) per reconcile.
     """
 
     min_replicas: int
@@ -109,6 +117,8 @@ class HpaConfig:
     metric: Literal["cpu", "pods"] = "cpu"
     metric_name: str = ""
     target_average_value: float = 0.0
+    second_metric_name: str = ""
+    second_target_average_value: float = 0.0
 
     def __post_init__(self) -> None:
         if self.min_replicas < 1:
@@ -126,6 +136,14 @@ class HpaConfig:
         if self.metric == "pods" and not self.target_average_value > 0:
             raise ParameterError(
                 "target_average_value", f"must be positive, got {self.target_average_value}"
+            )
+        if self.second_metric_name and (
+            self.metric != "cpu" or not self.second_target_average_value > 0
+        ):
+            raise ParameterError(
+                "second_target_average_value",
+                f"a second metric {self.second_metric_name!r} needs a CPU first metric and a "
+                f"positive target, got {self.metric} and {self.second_target_average_value}",
             )
         if self.tolerance < 0:
             raise ParameterError("tolerance", f"cannot be negative, got {self.tolerance}")
@@ -160,13 +178,21 @@ class HpaConfig:
         """The Pods target in milli-units, as the controller reads it (rounded up)."""
         return math.ceil(round(self.target_average_value * 1000, 6))
 
+    @property
+    def second_target_milli(self) -> int:
+        """The second (Pods) metric's target in milli-units, 0 without a second metric."""
+        if not self.second_metric_name:
+            return 0
+        return math.ceil(round(self.second_target_average_value * 1000, 6))
+
     @classmethod
     def from_object(cls, hpa: dict[str, Any]) -> HpaConfig:
         """Return the config of an autoscaling/v2 HorizontalPodAutoscaler object.
 
         Reads ``minReplicas`` (default 1), ``maxReplicas``, the Resource ``cpu``
         Utilization target (80 % when ``metrics`` is empty, as the API defaults
-        it) or else one Pods AverageValue target, ``behavior`` with the API's
+        it) with the first Pods AverageValue target beside it if any, or else one
+        Pods AverageValue target, ``behavior`` with the API's
         defaults for unset fields, and ``syncPeriodSeconds`` (15 s).
         """
         name = (hpa.get("metadata") or {}).get("name", "?")
@@ -231,7 +257,16 @@ class HpaConfig:
                     self.scale_down_tolerance,
                 ),
             )
-        return ctl.HpaSpec(self.max_replicas, self.min_replicas, (metric,), behavior)
+        metrics: tuple[ctl.MetricSpec, ...] = (metric,)
+        if self.second_metric_name:
+            second = ctl.MetricSpec(
+                "Pods",
+                self.second_metric_name,
+                average_value_m=self.second_target_milli,
+                target_type="AverageValue",
+            )
+            metrics = (metric, second)
+        return ctl.HpaSpec(self.max_replicas, self.min_replicas, metrics, behavior)
 
     def label(self) -> str:
         """Return a short human label: target, min..max, windows."""
@@ -240,6 +275,8 @@ class HpaConfig:
             if self.metric == "cpu"
             else f"{self.target_average_value:g}/pod"
         )
+        if self.second_metric_name:
+            target += f" + {self.second_target_average_value:g} {self.second_metric_name}/pod"
         text = f"{target} {self.min_replicas}..{self.max_replicas}"
         if self.behavior:
             text += (
@@ -254,31 +291,47 @@ class HpaConfig:
 def _metric_fields(name: str, metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not metrics:
         return {"target_utilization": 0.8}
+    cpu: dict[str, Any] = {}
+    per_pod: list[dict[str, Any]] = []
     for metric in metrics:
         resource = metric.get("resource") or {}
         target = resource.get("target") or {}
+        pods = metric.get("pods") or {}
+        pods_target = pods.get("target") or {}
         if (
-            metric.get("type") == "Resource"
+            not cpu
+            and metric.get("type") == "Resource"
             and resource.get("name") == "cpu"
             and target.get("type") == "Utilization"
         ):
-            if len(metrics) > 1:
-                logger.warning(
-                    "HPA %s has %d metrics; the replay uses its CPU utilization target only",
-                    name,
-                    len(metrics),
-                )
-            return {"target_utilization": float(target["averageUtilization"]) / 100}
-    for metric in metrics:
-        pods = metric.get("pods") or {}
-        target = pods.get("target") or {}
-        if metric.get("type") == "Pods" and "averageValue" in target:
-            return {
-                "target_utilization": 1.0,
-                "metric": "pods",
-                "metric_name": (pods.get("metric") or {}).get("name", ""),
-                "target_average_value": _quantity(target["averageValue"]),
-            }
+            cpu = {"target_utilization": float(target["averageUtilization"]) / 100}
+        elif metric.get("type") == "Pods" and "averageValue" in pods_target:
+            per_pod.append(
+                {
+                    "name": (pods.get("metric") or {}).get("name", ""),
+                    "target": _quantity(pods_target["averageValue"]),
+                }
+            )
+    if cpu:
+        used = 1 + min(1, len(per_pod))
+        if len(metrics) > used:
+            logger.warning(
+                "HPA %s has %d metrics; the replay uses its CPU utilization target%s only",
+                name,
+                len(metrics),
+                " and its first Pods target" if per_pod else "",
+            )
+        if per_pod:
+            cpu["second_metric_name"] = per_pod[0]["name"] or "metric"
+            cpu["second_target_average_value"] = per_pod[0]["target"]
+        return cpu
+    if per_pod:
+        return {
+            "target_utilization": 1.0,
+            "metric": "pods",
+            "metric_name": per_pod[0]["name"],
+            "target_average_value": per_pod[0]["target"],
+        }
     raise ParameterError(
         "hpa",
         f"HorizontalPodAutoscaler {name!r} has neither a Resource cpu Utilization target nor a "
@@ -475,6 +528,29 @@ def _inputs(demand: pd.Series, sync_period_s: float) -> _Inputs:
     return _Inputs(times, t, seen, demand_m)
 
 
+def _second_m(
+    config: HpaConfig, second_demand: pd.Series | None, inputs: _Inputs
+) -> np.ndarray | None:
+    """Return the second metric's total (milli-units) each decision sees, None without one."""
+    if not config.second_metric_name:
+        if second_demand is not None:
+            raise ParameterError(
+                "second_demand", f"given, but {config.label()} has no second metric; drop it"
+            )
+        return None
+    if second_demand is None:
+        raise ParameterError(
+            "second_demand",
+            f"{config.label()} has a second metric {config.second_metric_name!r}; pass its "
+            "total over the workload's pods",
+        )
+    values = second_demand.dropna().sort_index()
+    if (values < 0).any():
+        raise ParameterError("second_demand", "has negative samples; pass the metric's total")
+    seen = values.reindex(inputs.times, method="ffill").fillna(0.0).to_numpy(dtype=float)
+    return np.round(seen * 1000).astype(np.int64)
+
+
 def _controller_config(config: HpaConfig, pods: PodModel) -> ctl.ControllerConfig:
     return ctl.ControllerConfig(
         tolerance=config.tolerance,
@@ -493,6 +569,7 @@ def replay(
     pods: PodModel,
     initial_replicas: int,
     engine: Literal["exact", "fast"] = "exact",
+    second_demand: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Return what the HPA would have done at each sync period over the demand.
 
@@ -518,16 +595,27 @@ def replay(
         Pods running, Ready and old, at the first decision.
     engine
         ``exact`` runs the controller itself; ``fast`` the compiled path.
+    second_demand
+        With a second (Pods) metric in ``config``: its total over the
+        workload's pods (requests per second, say), shared like the demand by
+        the Ready pods; pods not Ready report 0.
     """
     if initial_replicas < 0:
         raise ParameterError("initial_replicas", f"cannot be negative, got {initial_replicas}")
     if engine == "fast":
-        result = replay_grid(demand, [config], pods=pods, initial_replicas=initial_replicas)
+        result = replay_grid(
+            demand,
+            [config],
+            pods=pods,
+            initial_replicas=initial_replicas,
+            second_demand=second_demand,
+        )
         return result.frame(0, pods=pods, config=config)
     if engine != "exact":
         raise ParameterError("engine", f"{engine!r} is not one of exact, fast")
 
     inputs = _inputs(demand, config.sync_period_s)
+    second_m = _second_m(config, second_demand, inputs)
     spec = config.controller_spec()
     cc = _controller_config(config, pods)
     gates = ctl.FeatureGates(configurable_tolerance=True)
@@ -565,6 +653,13 @@ def replay(
         ]
         usage = [share if ok else 0 for ok in serving]
         if config.metric == "cpu":
+            per_pod: dict[str, dict[str, ctl.PodMetric]] = {}
+            if second_m is not None:
+                share_2 = int(second_m[k]) // n_serving if n_serving else 0
+                per_pod[config.second_metric_name] = {
+                    name: ctl.PodMetric(share_2 if ok else 0, now, pods.metric_window_s)
+                    for (name, _), ok in zip(created, serving, strict=True)
+                }
             world = ctl.World(
                 pods=pod_list,
                 resource_metrics=[
@@ -573,6 +668,7 @@ def replay(
                     )
                     for (name, _), u in zip(created, usage, strict=True)
                 ],
+                pod_metrics=per_pod,
             )
         else:
             world = ctl.World(
@@ -707,6 +803,7 @@ def _params(configs: Sequence[HpaConfig]) -> np.ndarray:
         row[fast.P_DOWN_SELECT] = _SELECT[config.scale_down_select]
         row[fast.P_UP_COUNT] = len(config.scale_up_policies)
         row[fast.P_DOWN_COUNT] = len(config.scale_down_policies)
+        row[fast.P_SECOND_TARGET] = config.second_target_milli
         for base, policies in (
             (fast.P_POLICIES, config.scale_up_policies),
             (fast.P_POLICIES + 3 * fast.MAX_POLICIES, config.scale_down_policies),
@@ -724,12 +821,14 @@ def replay_grid(
     *,
     pods: PodModel,
     initial_replicas: int,
+    second_demand: pd.Series | None = None,
 ) -> GridReplay:
     """Return the replays of many configs at once, decision for decision equal to :func:`replay`.
 
     Every config must share the sync period, metric, tolerance flag and
     (without behavior) the controller's down-scale window, since those are
-    controller-wide in one run.
+    controller-wide in one run. Configs with a second metric share its name
+    and ``second_demand`` (as in :func:`replay`); configs without one ignore it.
     """
     if not configs:
         raise ParameterError("configs", "give at least one HPA config to replay")
@@ -752,13 +851,21 @@ def replay_grid(
             "configs without behavior use the controller's one down-scale window; "
             f"got {sorted(legacy_windows)}: give the others behavior=True",
         )
+    names = {c.second_metric_name for c in configs} - {""}
+    if len(names) > 1:
+        raise ParameterError(
+            "configs", f"candidates of one grid share one second metric; got {sorted(names)}"
+        )
     inputs = _inputs(demand, first.sync_period_s)
+    with_second = next((c for c in configs if c.second_metric_name), first)
+    second_m = _second_m(with_second, second_demand, inputs)
     steps = len(inputs.t)
     replicas = np.zeros((len(configs), steps + 1), dtype=np.int32)
     ready = np.zeros((len(configs), steps), dtype=np.int32)
     fast.replay_grid_kernel(
         inputs.t,
         inputs.demand_m,
+        np.zeros(steps, dtype=np.int64) if second_m is None else second_m,
         _params(configs),
         fast.KIND_CPU if first.metric == "cpu" else fast.KIND_PODS,
         int(initial_replicas),
@@ -1029,6 +1136,7 @@ def search(
     pods: PodModel,
     initial_replicas: int,
     reference_target: float | None = None,
+    second_demand: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Return one row per candidate: its settings, its :class:`ReplaySummary` and ``pareto``.
 
@@ -1036,8 +1144,11 @@ def search(
     above target and worst lag at once (see :func:`pareto_front`). Time above
     target and lag are measured against ``reference_target`` (as in
     :func:`summarize`; pass the current HPA's target to compare candidates).
+    ``second_demand`` is the second metric's total, as in :func:`replay`.
     """
-    result = replay_grid(demand, configs, pods=pods, initial_replicas=initial_replicas)
+    result = replay_grid(
+        demand, configs, pods=pods, initial_replicas=initial_replicas, second_demand=second_demand
+    )
     summaries = summarize_grid(result, pods=pods, reference_target=reference_target)
     rows = []
     for config, summary in zip(configs, summaries, strict=True):
@@ -1251,41 +1362,274 @@ def _rules_patch(
 
 # ---------------------------------------------------------------- against another model
 
-_WHY = {
-    "ScaleUpLimit": (
-        "the legacy scale-up limit: without behavior one reconcile may grow to at most "
-        "max(2 x current, 4) replicas"
+#: The exact controller's rules that the attribution replaces, one after another and in
+#: this order, by the simpler model's version (the demo scenario's controller):
+#: ``tolerance`` (the band test ``|r - 1| <= t`` instead of the inclusive float64 band),
+#: ``integer_utilization`` (the fractional utilization instead of the truncated integer
+#: percent), ``cpu_initialization`` (every Ready pod counted, also one Ready for less than
+#: a metric window inside the 5 min initialization period), ``ready_pods`` (the ratio
+#: times all replicas with unready pods left out, instead of times the pods counted with
+#: unready pods at 0 on scale-up), ``first_reconcile`` (no recommendation seeded by the
+#: first reconcile), ``stabilization`` (scale up at once; scale down to the highest clamped
+#: proposal of the window, instead of the highest raw recommendation in both directions or
+#: the behavior windows), ``scale_up_limit`` (no legacy max(2 x current, 4) limit and no
+#: behavior policies), ``sync_period`` (the decision at the other model's step instead of
+#: the one made in between, 15 s later). The metric rules come first, in the order the
+#: controller applies them; ``cpu_initialization`` precedes ``ready_pods`` because, with
+#: Ready pods sharing the load equally, it only changes which pods count as unready,
+#: which the ``ready_pods`` replacement would absorb. Clamping to min/max is not a rule
+#: here: it commutes with the max/min of stabilization and the limits (every stored value
+#: and the current count lie within min..max), so clamping before or after gives the same.
+RULES: tuple[str, ...] = (
+    "tolerance",
+    "integer_utilization",
+    "cpu_initialization",
+    "ready_pods",
+    "first_reconcile",
+    "stabilization",
+    "scale_up_limit",
+    "sync_period",
+)
+#: Causes left when no rule explains a difference: the two models were already in
+#: different states (replicas before the decision); or they read a different metric (a
+#: trailing rate against the instantaneous value); or they had the same replicas but a
+#: different number of Ready pods (start-up times, rollouts, restarts); or none of these.
+STATE_CAUSES: tuple[str, ...] = ("downstream", "metric", "pod_model", "other")
+
+#: One sentence per cause: what the exact controller does there.
+CAUSE_TEXT: dict[str, str] = {
+    "tolerance": (
+        "tolerance band: upstream tests (1 - t) <= ratio <= (1 + t) in float64, both ends "
+        "inclusive; |ratio - 1| <= t rounds 1.1 - 1 to just above 0.1 and scales"
     ),
-    "ScaleDownStabilized": (
-        "legacy stabilization: the highest raw recommendation of the last 300 s wins in both "
-        "directions (and the first reconcile seeds one, blocking scale-down for 300 s)"
+    "integer_utilization": (
+        "integer utilization: upstream truncates 100 x usage / request to a whole percent "
+        "before taking the ratio to the target"
     ),
-    "ScaleUpStabilized": "the scale-up stabilization window kept the lowest recent proposal",
-    "TooFewReplicas": "the minReplicas clamp",
-    "TooManyReplicas": "the maxReplicas clamp",
-    "unready": (
-        "pods not yet counted: new pods are left out until Ready and one metric window old "
-        "(the CPU initialization period), and the proposal is the ratio times the pods counted"
+    "ready_pods": (
+        "proposal over the pods counted: upstream multiplies the ratio by the pods whose "
+        "metric it used (and counts unready pods as 0 when scaling up), not by all replicas"
     ),
-    "other": (
-        "the arithmetic: integer utilization of the counted pods, the 15 s sync period against "
-        "the other model's 30 s step, and the proposal over Ready pods rather than all replicas"
+    "cpu_initialization": (
+        "CPU initialization period: a pod younger than 5 min is left out until its sample "
+        "covers a full metric window since it became Ready"
     ),
+    "first_reconcile": (
+        "first-reconcile recommendation: the controller's first reconcile stores the "
+        "current count, so nothing scales down for one stabilization window"
+    ),
+    "stabilization": (
+        "stabilization: without behavior the highest raw recommendation of the last 300 s "
+        "wins in both directions (with behavior: the scale-up and scale-down windows)"
+    ),
+    "scale_up_limit": (
+        "scale-up limit: without behavior one reconcile grows to at most max(2 x current, "
+        "4) replicas (with behavior: the Pods and Percent policies)"
+    ),
+    "sync_period": (
+        "sync period: the exact controller reconciles every 15 s and decided again between "
+        "two of the other model's steps"
+    ),
+    "downstream": (
+        "downstream of an earlier difference: the two models started this decision from "
+        "different replica counts"
+    ),
+    "metric": (
+        "the metric read: the other model decided on its own CPU reading, not on the "
+        "queried demand (for a rate, a trailing average); the naive rules give its count on "
+        "a demand within three standard deviations of the reading's noise of the queried one"
+    ),
+    "pod_model": (
+        "pod model: same replicas but a different number of Ready pods (start-up time, "
+        "rollout surge pods, restarts)"
+    ),
+    "other": "unexplained: no rule and no difference of state accounts for it",
 }
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the exact controller knew before one decision (all it needs to decide again)."""
+
+    now: float
+    replicas: int
+    born: tuple[float, ...]
+    demand_m: int
+    history: ctl.History
+    naive_recs: tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True)
+class _Context:
+    config: HpaConfig
+    pods: PodModel
+    spec: ctl.HpaSpec
+    cc: ctl.ControllerConfig
+    tol: ctl.Tolerances
+    first_t: float
+    window_s: float
+
+
+def _copy_history(history: ctl.History) -> ctl.History:
+    recs = history.recommendations
+    return ctl.History(
+        None if recs is None else list(recs),
+        [replace(e) for e in history.scale_up_events],
+        [replace(e) for e in history.scale_down_events],
+    )
+
+
+def _proposal(s: _Snapshot, naive: frozenset[str], x: _Context) -> int | None:
+    """Return the metric's proposal as upstream computes it, some rules made naive; None: fails."""
+    pods, n = x.pods, s.replicas
+    serving = [s.now >= born + pods.startup_s for born in s.born]
+    n_serving = sum(serving)
+    share = s.demand_m // n_serving if n_serving else 0
+    if pods.limit_m and share > pods.limit_m:
+        share = pods.limit_m
+    counted_usage: list[int] = []
+    for born, ok in zip(s.born, serving, strict=True):
+        young = born + pods.cpu_initialization_period_s > s.now
+        if "cpu_initialization" in naive:
+            unready = not ok
+        elif young:
+            unready = (not ok) or s.now < born + pods.startup_s + pods.metric_window_s
+        else:
+            unready = (not ok) and born + pods.initial_readiness_delay_s > born
+        if not unready:
+            counted_usage.append(share if ok else 0)
+    counted = len(counted_usage)
+    if counted == 0:
+        return None
+    request_m, target = pods.request_m, x.config.target_percent
+
+    def ratio_of(total_m: int, pod_count: int) -> float:
+        if "integer_utilization" in naive:
+            return (total_m / (pod_count * request_m)) / (target / 100)
+        return ((total_m * 100) // (pod_count * request_m)) / target
+
+    def within(ratio: float) -> bool:
+        if "tolerance" in naive:
+            return abs(ratio - 1) <= (x.tol.scale_up if ratio > 1 else x.tol.scale_down)
+        return x.tol.is_within(ratio)
+
+    ratio = ratio_of(sum(counted_usage), counted)
+    if "ready_pods" in naive:
+        return n if within(ratio) else ctl._int32(math.ceil(ratio * n))
+    if not (counted < n and ratio > 1.0):
+        return n if within(ratio) else ctl._int32(math.ceil(ratio * counted))
+    new_ratio = ratio_of(sum(counted_usage), n)  # unready pods at 0
+    flipped = ratio > 1.0 > new_ratio
+    if within(new_ratio) or flipped:
+        return n
+    return max(n, ctl._int32(math.ceil(new_ratio * n)))
+
+
+def _decide(
+    s: _Snapshot, naive: frozenset[str], x: _Context, history: ctl.History
+) -> tuple[int, int | None]:
+    """Return ``(desired, raw proposal)``, updating ``history`` as :func:`ctl.reconcile` does."""
+    n, now, spec = s.replicas, s.now, x.spec
+    low, high = x.config.min_replicas, x.config.max_replicas
+    if history.recommendations is None:
+        history.recommendations = [ctl.Recommendation(n, now)]
+    if n == 0:
+        return 0, None
+    proposal: int | None = None
+    if n > high:
+        desired = high
+    elif n < low:
+        desired = low
+    else:
+        proposal = _proposal(s, naive, x)
+        if proposal is None:
+            return n, None
+        raw = max(0, proposal)
+        recs = history.recommendations
+        if "first_reconcile" in naive and recs and recs[0].timestamp_s == x.first_t:
+            recs = recs[1:]
+        if "stabilization" in naive:
+            recent = [r for t, r in s.naive_recs if t > now - x.window_s]
+            highest = max([*recent, min(max(raw, low), high)])
+            stabilized = raw if raw > n else min(n, highest)
+        elif spec.behavior is None:
+            stabilized = ctl.stabilize_legacy(recs, raw, x.window_s, now)
+        else:
+            stabilized, _ = ctl.stabilize_behavior(
+                recs, n, raw, int(x.config.scale_up_stabilization_s), x.window_s, now
+            )
+        if "scale_up_limit" in naive:
+            desired = min(max(stabilized, low), high)
+        elif spec.behavior is None:
+            desired, _ = ctl.rate_limit_legacy(
+                n,
+                stabilized,
+                low,
+                high,
+                x.cc.scale_up_limit_factor,
+                x.cc.scale_up_limit_minimum,
+            )
+        else:
+            desired, _ = ctl.rate_limit_behavior(
+                n,
+                stabilized,
+                low,
+                high,
+                spec.behavior.scale_up,
+                spec.behavior.scale_down,
+                history.scale_up_events,
+                history.scale_down_events,
+                now,
+            )
+    if desired != n:
+        ctl.store_scale_event(spec.behavior, history, n, desired, now)
+    return desired, proposal
+
+
+def _attribution_replay(
+    inputs: _Inputs, x: _Context, initial_replicas: int
+) -> tuple[list[_Snapshot], np.ndarray]:
+    """Return the exact replay's snapshot before every decision, and the decisions."""
+    born: list[float] = [float(inputs.t[0]) - 1e9] * initial_replicas
+    history = ctl.History()
+    naive_recs: list[tuple[float, int]] = []
+    snapshots: list[_Snapshot] = []
+    desired_col = np.zeros(len(inputs.t), dtype=int)
+    low, high = x.config.min_replicas, x.config.max_replicas
+    for k, now in enumerate(inputs.t.tolist()):
+        naive_recs = [(t, r) for t, r in naive_recs if t > now - x.window_s]
+        snap = _Snapshot(
+            now,
+            len(born),
+            tuple(born),
+            int(inputs.demand_m[k]),
+            _copy_history(history),
+            tuple(naive_recs),
+        )
+        snapshots.append(snap)
+        desired, proposal = _decide(snap, frozenset(), x, history)
+        if proposal is not None:
+            naive_recs.append((now, min(max(proposal, low), high)))
+        desired_col[k] = desired
+        if desired > len(born):
+            born.extend([now] * (desired - len(born)))
+        elif desired < len(born):
+            del born[desired:]
+    return snapshots, desired_col
+
+
 def compare_decisions(exact: pd.DataFrame, other: pd.Series) -> pd.DataFrame:
-    """Return, at each sample of ``other``, both desired counts and the exact controller's state.
+    """Return, at each sample of ``other``, both models' desired replicas and their difference.
 
     ``other`` is another model's desired replicas (the demo scenario's own
-    controller, or ``kube_horizontalpodautoscaler_status_desired_replicas``);
-    the exact replay's decision in force at each of its samples is the last
-    at or before it. Columns: ``time``, ``other``, ``exact``, ``difference``
-    (exact minus other), ``cause`` (a key of the explanation table).
+    controller, or ``kube_horizontalpodautoscaler_status_desired_replicas``).
+    A sample at ``T`` shows a decision written before ``T``, so the exact
+    decision compared with it is the last one strictly before ``T``. Columns:
+    ``time``, ``other``, ``exact``, ``difference`` (exact minus other).
     """
     values = other.dropna().sort_index()
     decisions = exact.set_index("timestamp")
-    position = decisions.index.searchsorted(values.index, side="right") - 1
+    position = decisions.index.searchsorted(values.index, side="left") - 1
     valid = position >= 0
     picked = decisions.iloc[position[valid]]
     table = pd.DataFrame(
@@ -1296,49 +1640,312 @@ def compare_decisions(exact: pd.DataFrame, other: pd.Series) -> pd.DataFrame:
         }
     )
     table["difference"] = table["exact"] - table["other"]
-    causes = []
-    for (_, row), limited, able, counted, replicas in zip(
-        table.iterrows(),
-        picked["scaling_limited"],
-        picked["able_to_scale"],
-        picked["counted_pods"],
-        picked["replicas"],
-        strict=True,
-    ):
-        if row["difference"] == 0:
-            causes.append("")
-        elif limited in ("ScaleUpLimit", "TooFewReplicas", "TooManyReplicas"):
-            causes.append(limited)
-        elif able in ("ScaleDownStabilized", "ScaleUpStabilized"):
-            causes.append(able)
-        elif counted < replicas:
-            causes.append("unready")
-        else:
-            causes.append("other")
-    table["cause"] = causes
     return table
 
 
+def attribute_decisions(
+    demand: pd.Series,
+    other: pd.Series,
+    *,
+    config: HpaConfig,
+    pods: PodModel,
+    initial_replicas: int,
+    other_ready: pd.Series | None = None,
+    demand_window_s: float = 0.0,
+) -> pd.DataFrame:
+    """Return :func:`compare_decisions` of the exact replay, each difference with its cause.
+
+    For each sample where the exact replay's decision differs from
+    ``other``'s, the exact decision is made again from the exact controller's
+    own state, with the rules of :data:`RULES` replaced one after another (in
+    that order, each staying replaced) by the simpler model's version. The
+    cause is the first rule whose replacement makes the decision equal
+    ``other``'s. When none does, in this order: ``downstream`` if the two
+    models had different replicas before the decision (``other``'s previous
+    sample); ``metric`` if, with every rule replaced, a demand within three
+    standard deviations of the demand's own noise (the median relative change
+    between samples, scaled up for a trailing rate), or one sampled up to half
+    the rate's window later, gives ``other``'s count; ``pod_model`` if
+    ``other_ready`` shows a different number of Ready pods; else ``other``.
+    A downstream difference also names, in ``origin``, the cause of the first
+    difference of its run. The rules are tried from the decision the exact
+    controller made between ``other``'s steps, except ``sync_period`` and
+    after, which use its decision at ``other``'s previous step.
+
+    Parameters
+    ----------
+    demand
+        The demand the exact replay sees (CPU cores), as for :func:`replay`.
+    other
+        The other model's desired replicas, sampled at its own step.
+    config
+        The HPA config both models run (a CPU Utilization target).
+    pods
+        The exact replay's pod model.
+    initial_replicas
+        Pods running at the first decision.
+    other_ready
+        The other model's Ready (available) replicas at its samples, if known.
+    demand_window_s
+        The range of the rate that ``demand`` was queried with (300 s for
+        ``container_cpu_cores``), 0 for an instantaneous demand. A trailing
+        average over W lags a steady trend by W/2 and hides peaks that the
+        other model, reading the instantaneous value, reacted to.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`compare_decisions` plus ``cause`` (empty where
+        both agree), ``origin``, ``demand`` (the sample the exact decision saw),
+        ``utilization`` (the exact controller's integer percent over the pods
+        it counted, NaN when none), ``ready`` (the exact replay's Ready pods),
+        ``other_before`` (``other``'s previous sample) and ``redecided`` (the
+        count the exact controller gives with the cause's rule replaced).
+    """
+    if config.metric != "cpu" or config.second_metric_name:
+        raise ParameterError(
+            "config",
+            f"attribution models one CPU Utilization target; {config.label()} is not that",
+        )
+    inputs = _inputs(demand, config.sync_period_s)
+    spec = config.controller_spec()
+    cc = _controller_config(config, pods)
+    gates = ctl.FeatureGates(configurable_tolerance=True)
+    window = (
+        float(int(config.scale_down_stabilization_s))
+        if config.behavior
+        else cc.downscale_stabilization_window_s
+    )
+    x = _Context(
+        config, pods, spec, cc, ctl.tolerances_for(spec, cc, gates), float(inputs.t[0]), window
+    )
+    snapshots, desired = _attribution_replay(inputs, x, initial_replicas)
+    exact = pd.DataFrame({"timestamp": inputs.times, "desired": desired})
+    table = compare_decisions(exact, other)
+    step_s = _median_step_s(pd.DatetimeIndex(other.dropna().sort_index().index))
+    times = inputs.times
+    lead_steps = int(demand_window_s / 2 // config.sync_period_s)
+    noise = _metric_spread(demand, demand_window_s)
+    ready_values = None if other_ready is None else other_ready.dropna().sort_index()
+
+    n = len(table)
+    cause = [""] * n
+    redecided = np.full(n, -1, dtype=int)
+    before = np.full(n, -1, dtype=int)
+    demand_col = np.full(n, np.nan)
+    util_col = np.full(n, np.nan)
+    ready_col = np.full(n, -1, dtype=int)
+    position = times.searchsorted(table["time"], side="left") - 1
+    aligned = times.searchsorted(table["time"] - pd.Timedelta(seconds=step_s), side="right") - 1
+    previous = np.concatenate(([-1], table["other"].to_numpy()[:-1]))
+    for i, (j, j_sync, target, prev, t) in enumerate(
+        zip(position, aligned, table["other"], previous, table["time"], strict=True)
+    ):
+        snap = snapshots[j]
+        demand_col[i] = snap.demand_m / 1000
+        ready_col[i] = sum(snap.now >= b + pods.startup_s for b in snap.born)
+        util_col[i] = _counted_utilization(snap, x)
+        before[i] = prev
+        if table["difference"].iat[i] == 0:
+            continue
+        naive: set[str] = set()
+        for rule in RULES:
+            naive.add(rule)
+            use = snapshots[j_sync] if "sync_period" in naive and j_sync >= 0 else snap
+            value, _ = _decide(use, frozenset(naive), x, _copy_history(use.history))
+            if value == target:
+                cause[i], redecided[i] = rule, value
+                break
+        else:
+            use = snapshots[j_sync] if j_sync >= 0 else snap
+            if prev >= 0 and use.replicas != prev:
+                cause[i] = "downstream"
+            elif _metric_agrees(
+                snapshots, inputs, int(j_sync if j_sync >= 0 else j), lead_steps, noise, target, x
+            ):
+                cause[i] = "metric"
+            elif ready_values is not None and _other_ready_differs(
+                ready_values, t - pd.Timedelta(seconds=step_s), use, pods
+            ):
+                cause[i] = "pod_model"
+            else:
+                cause[i] = "other"
+    table["cause"] = cause
+    table["origin"] = _origins(cause)
+    table["demand"] = demand_col
+    table["utilization"] = util_col
+    table["ready"] = ready_col
+    table["other_before"] = before
+    table["redecided"] = redecided
+    return table
+
+
+def _median_step_s(index: pd.DatetimeIndex) -> float:
+    """Return the median spacing of a time index in seconds (0 for fewer than two times)."""
+    if len(index) < 2:
+        return 0.0
+    return float(np.median(np.diff(_unix_s(index))))
+
+
+def _metric_spread(demand: pd.Series, window_s: float) -> float:
+    """Return the relative spread (one standard deviation) of a reading around a sample.
+
+    The median relative change between consecutive samples: for independent
+    Gaussian noise of deviation s, the median absolute difference of two
+    samples is 0.95 s. For a demand that is a trailing average over
+    ``window_s`` of samples ``step`` apart, times ``window_s / step``: the
+    instantaneous value at t differs from the one a window earlier by
+    ``window_s / step`` times the average's change over one step.
+    """
+    values = demand.dropna().sort_index()
+    raw = values.to_numpy(dtype=float)
+    before, after = raw[:-1], raw[1:]
+    keep = before > 0
+    if not keep.any():
+        return 0.0
+    change = float(np.median(np.abs(after[keep] - before[keep]) / before[keep]))
+    step_s = _median_step_s(pd.DatetimeIndex(values.index))
+    return change * max(1.0, window_s / step_s) if step_s > 0 else change
+
+
+def _metric_agrees(
+    snapshots: Sequence[_Snapshot],
+    inputs: _Inputs,
+    j: int,
+    lead_steps: int,
+    noise: float,
+    target: int,
+    x: _Context,
+) -> bool:
+    """Return whether the naive rules give ``target`` on a slightly different metric.
+
+    Tried: the demand scaled by up to three times ``noise`` (the reading's
+    spread, see :func:`_metric_spread`) either way, and the demand sampled up
+    to ``lead_steps`` decisions later; then the readings of the whole
+    stabilization window scaled alike, so that the other model's window held
+    the recommendations those readings give (a short rate's noise reaches the
+    highest recommendation of the window, not only the current reading).
+    """
+    naive = frozenset(RULES)
+    snap = snapshots[j]
+    factors = [1 + 3 * noise * f / 24 for f in range(-24, 25) if f]
+    trials = [round(snap.demand_m * factor) for factor in factors]
+    trials += [
+        int(inputs.demand_m[later])
+        for later in range(j + 1, min(j + lead_steps, len(snapshots) - 1) + 1)
+    ]
+    for demand_m in trials:
+        moved = replace(snap, demand_m=int(demand_m))
+        value, _ = _decide(moved, naive, x, _copy_history(snap.history))
+        if value == target:
+            return True
+    earlier = [e for e in snapshots[max(0, j - 200) : j] if e.now > snap.now - x.window_s]
+    if not earlier:
+        return False
+    low, high = x.config.min_replicas, x.config.max_replicas
+    for factor in factors:
+        recs = []
+        for e in earlier:
+            proposal = _proposal(replace(e, demand_m=round(e.demand_m * factor)), naive, x)
+            if proposal is not None:
+                recs.append((e.now, min(max(proposal, low), high)))
+        moved = replace(snap, demand_m=round(snap.demand_m * factor), naive_recs=tuple(recs))
+        value, _ = _decide(moved, naive, x, _copy_history(snap.history))
+        if value == target:
+            return True
+    return False
+
+
+def _counted_utilization(s: _Snapshot, x: _Context) -> float:
+    """Return the exact controller's integer utilization (percent) over the pods it counts."""
+    pods = x.pods
+    serving = [s.now >= b + pods.startup_s for b in s.born]
+    if not any(serving):
+        return math.nan
+    share = s.demand_m // sum(serving)
+    if pods.limit_m:
+        share = min(share, pods.limit_m)
+    return float((share * 100) // pods.request_m)
+
+
+def _other_ready_differs(ready: pd.Series, at: pd.Timestamp, s: _Snapshot, pods: PodModel) -> bool:
+    k = int(ready.index.searchsorted(at, side="right")) - 1
+    if k < 0:
+        return False
+    exact_ready = sum(s.now >= b + pods.startup_s for b in s.born)
+    return int(ready.to_numpy(dtype=float)[k]) != exact_ready
+
+
+def _origins(causes: Sequence[str]) -> list[str]:
+    """Return, for each downstream difference, the first cause of its run of differences."""
+    out: list[str] = []
+    current = ""
+    for cause in causes:
+        if not cause:
+            current = ""
+            out.append("")
+        elif cause == "downstream":
+            out.append(current or "downstream")
+        else:
+            current = cause
+            out.append(cause)
+    return out
+
+
 def explain_differences(table: pd.DataFrame) -> pd.DataFrame:
-    """Return the differing decisions of :func:`compare_decisions` grouped by cause, with why."""
+    """Return the differences of :func:`attribute_decisions` by cause, with an example of each.
+
+    One row per cause present, in the order of :data:`RULES` then
+    :data:`STATE_CAUSES`; ``downstream`` has one row per ``origin`` (the cause
+    of the difference that started its run). Columns: ``cause``, ``origin``,
+    ``samples``, ``share`` (of all samples compared, which is also the share of
+    the compared time), ``time_s`` (samples times the other model's step),
+    ``exact_lower``/``exact_higher``, ``why``, and the first such decision as
+    the example: ``example_time``, ``example_demand`` (the demand's unit),
+    ``example_utilization`` (percent), ``example_exact``, ``example_other`` and
+    ``example_redecided`` (-1 where no rule was replaced).
+    """
     differing = table[table["difference"] != 0]
     total = len(table)
+    step_s = _median_step_s(pd.DatetimeIndex(table["time"]))
+    order = (*RULES, *STATE_CAUSES)
     rows = []
-    for cause, group in differing.groupby("cause", sort=False):
-        rows.append(
-            {
-                "cause": cause,
-                "samples": len(group),
-                "share": len(group) / total if total else 0.0,
-                "exact_lower": int((group["difference"] < 0).sum()),
-                "exact_higher": int((group["difference"] > 0).sum()),
-                "why": _WHY.get(str(cause), str(cause)),
-            }
-        )
-    out = pd.DataFrame(
-        rows, columns=["cause", "samples", "share", "exact_lower", "exact_higher", "why"]
-    )
-    return out.sort_values("samples", ascending=False, kind="stable").reset_index(drop=True)
+    for cause in order:
+        for origin in order if cause == "downstream" else (cause,):
+            group = differing[(differing["cause"] == cause) & (differing["origin"] == origin)]
+            if group.empty:
+                continue
+            first = group.iloc[0]
+            rows.append(
+                {
+                    "cause": cause,
+                    "origin": origin,
+                    "samples": len(group),
+                    "share": len(group) / total if total else 0.0,
+                    "time_s": len(group) * step_s,
+                    "exact_lower": int((group["difference"] < 0).sum()),
+                    "exact_higher": int((group["difference"] > 0).sum()),
+                    "why": CAUSE_TEXT[cause],
+                    "example_time": first["time"],
+                    "example_demand": float(first["demand"]),
+                    "example_utilization": float(first["utilization"]),
+                    "example_exact": int(first["exact"]),
+                    "example_other": int(first["other"]),
+                    "example_redecided": int(first["redecided"]),
+                }
+            )
+    columns = [
+        "cause", "origin", "samples", "share", "time_s", "exact_lower", "exact_higher", "why",
+        "example_time", "example_demand", "example_utilization", "example_exact",
+        "example_other", "example_redecided",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def cause_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Return the number of differing samples per cause of :func:`attribute_decisions`."""
+    differing = table[table["difference"] != 0]
+    return {cause: int((differing["cause"] == cause).sum()) for cause in (*RULES, *STATE_CAUSES)}
 
 
 def headline(
