@@ -15,7 +15,110 @@ import yaml
 
 from rknb.errors import ManifestError
 
-__all__ = ["dump_yaml", "load_yaml_documents", "load_yaml_file"]
+__all__ = [
+    "MAX_EXPANDED_NODES",
+    "SAFE_LOADER",
+    "construct_document",
+    "dump_yaml",
+    "expanded_size",
+    "load_yaml_documents",
+    "load_yaml_file",
+]
+
+#: libyaml's safe loader when PyYAML was built with it (several times faster), else
+#: PyYAML's own. Both keep the marks that give documents and errors their lines.
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: A document whose aliases expand to more nodes than this is refused (an alias bomb).
+MAX_EXPANDED_NODES = 2_000_000
+
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+def construct_document(loader: Any, node: yaml.Node, *, has_aliases: bool = True) -> Any:
+    """Return the Python value of a composed document, as ``loader.construct_document`` does.
+
+    Kubernetes manifests are mostly plain mappings, sequences and strings; those are built
+    here directly, about three times faster than PyYAML's general constructor, and every
+    other node (other tags, merge keys, numbers other than plain decimals) goes to the
+    loader's own constructor. A stream with aliases is left to the loader entirely.
+
+    Parameters
+    ----------
+    loader
+        The safe loader that composed the node.
+    node
+        The document's root node.
+    has_aliases
+        Whether the stream may hold aliases (shared and recursive nodes need the loader).
+    """
+    if has_aliases:
+        return loader.construct_document(node)
+
+    def build(current: yaml.Node) -> Any:
+        kind = current.__class__
+        tag = current.tag
+        if kind is yaml.ScalarNode:
+            if tag == _STR:
+                return current.value
+            value = current.value
+            if tag == _INT and value.isdigit() and (value[0] != "0" or value == "0"):
+                return int(value)  # a leading zero is YAML 1.1 octal: the loader decides
+            if tag == _NULL:
+                return None
+        elif kind is yaml.MappingNode and tag == _MAP:
+            built: dict[Any, Any] = {}
+            for key, value in current.value:
+                if key.__class__ is not yaml.ScalarNode or key.tag != _STR:
+                    return loader.construct_object(current, deep=True)  # merge or odd keys
+                built[key.value] = build(value)
+            return built
+        elif kind is yaml.SequenceNode and tag == _SEQ:
+            return [build(item) for item in current.value]
+        return loader.construct_object(current, deep=True)
+
+    try:
+        return build(node)
+    finally:
+        # What the loader's construct_document resets after each document.
+        loader.constructed_objects = {}
+        loader.recursive_objects = {}
+        loader.deep_construct = False
+
+
+def expanded_size(node: yaml.Node, limit: int) -> int:
+    """Return how many nodes a composed document has once its aliases are expanded.
+
+    Each distinct node is sized once, without recursion, so a billion-node alias bomb
+    costs as little as its text; counting stops early once ``limit`` is passed.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        if id(current) in sizes:
+            continue
+        if isinstance(current, yaml.ScalarNode):
+            sizes[id(current)] = 1
+            continue
+        children: list[yaml.Node] = (
+            [n for pair in current.value for n in pair]
+            if isinstance(current, yaml.MappingNode)
+            else list(current.value)
+        )
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            sizes[id(current)] = total
+            if total > limit:
+                return total
+            continue
+        stack.append((current, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(node)]
 
 
 def load_yaml_documents(text: str, *, path: str) -> list[tuple[Any, int]]:
@@ -52,14 +155,23 @@ def load_yaml_list_documents(text: str, *, path: str) -> list[tuple[Any, int, li
     path
         Where the text came from, used in error messages only.
     """
-    loader = yaml.SafeLoader(text)
+    loader = SAFE_LOADER(text)
+    # Only a stream with an anchor can hold aliases; the expansion count is skipped otherwise.
+    aliases = "&" in text and "*" in text
     documents: list[tuple[Any, int, list[int]]] = []
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:  # pragma: no cover - check_node guarantees a node
                 continue
-            document = loader.construct_document(node)
+            if aliases and expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+                raise ManifestError(
+                    f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (an alias "
+                    "bomb?); remove the aliases or split the document",
+                    path=path,
+                    line=node.start_mark.line + 1,
+                )
+            document = construct_document(loader, node, has_aliases=aliases)
             documents.append((document, node.start_mark.line + 1, _item_lines(node)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -101,19 +101,27 @@ def _config_of(config: AuditConfig | Mapping[str, Any] | None) -> AuditConfig:
         ) from error
 
 
-def _suppression(
-    rule: Rule, obj: Mapping[str, Any], config_ignores: Sequence[tuple[str, str | None, str]]
-) -> str | None:
+def _annotation_ignores(obj: Mapping[str, Any]) -> list[tuple[list[str], str]]:
+    # The (rule ids, reason) pairs of the object's and its pod template's ignore annotations.
     meta = obj.get("metadata") or {}
-    annotations = dict(meta.get("annotations") or {})
     template_meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    for source in (annotations, template_meta.get("annotations") or {}):
+    found = []
+    for source in (meta.get("annotations") or {}, template_meta.get("annotations") or {}):
         text = source.get(IGNORE_ANNOTATION)
         if text:
-            ids, reason = parse_ignore(str(text))
-            if rule.id in ids or "*" in ids:
-                return f"{IGNORE_ANNOTATION}: {reason}"
-    key = object_key_of(str(obj.get("kind")), object_namespace(obj), str(meta.get("name", "")))
+            found.append(parse_ignore(str(text)))
+    return found
+
+
+def _suppression(
+    rule: Rule,
+    key: str,
+    annotated: Iterable[tuple[list[str], str]],
+    config_ignores: Sequence[tuple[str, str | None, str]],
+) -> str | None:
+    for ids, reason in annotated:
+        if rule.id in ids or "*" in ids:
+            return f"{IGNORE_ANNOTATION}: {reason}"
     for rule_id, target, reason in config_ignores:
         if rule_id == rule.id and (target is None or target == key):
             return f"config ignore: {reason}"
@@ -169,6 +177,7 @@ def audit(
     *,
     rules: Iterable[str] | None = None,
     config: AuditConfig | Mapping[str, Any] | None = None,
+    workers: int = 1,
 ) -> AuditReport:
     """Return the audit of the objects: findings, suppressions, skipped objects, score, breakdown.
 
@@ -181,6 +190,10 @@ def audit(
     config
         An :class:`AuditConfig` or a mapping of its fields (``min_replicas``, ``disabled``,
         ``ignore``).
+    workers
+        With 2 or more (and at least :data:`PARALLEL_MIN_OBJECTS` objects, on a system
+        that can fork), a forked process runs the per-object rules on part of the
+        objects while this one runs the rest; the report is the same either way.
     """
     settings = _config_of(config)
     selected = [
@@ -220,40 +233,63 @@ def audit(
     findings: list[Finding] = []
     suppressed: list[Finding] = []
     verdicts: dict[tuple[str, str], bool] = {}
-    per_object: dict[str, list[tuple[str, bool]]] = {}
+    # Everything the loop needs per object is computed once: its key, its checks so far,
+    # and the rule ids its annotations suppress (most objects have none).
     keys = {id(o): _key(o) for o in audited}
-    for rule in selected:
+    per_object: dict[str, list[tuple[str, bool]]] = {key: [] for key in keys.values()}
+    annotated = {id(o): found for o in audited if (found := _annotation_ignores(o))}
+    ignored_rules = {rule_id for rule_id, _, _ in ignores}
+    precomputed = _parallel_violations(selected, audited, settings, workers)
+    position = {id(o): number for number, o in enumerate(audited)}
+    wheres: dict[int, tuple[str, str | None, str, str | None]] = {}
+    for rule_number, rule in enumerate(selected):
         targets = [o for kind in rule.kinds for o in index.of_kind(kind)]
-        by_key: dict[str, list[Violation]] = {keys[id(o)]: [] for o in targets}
+        by_key: dict[str, list[Violation]] = {}
         if rule.scope == "set":
+            target_keys = {keys[id(o)] for o in targets}
             for violation in rule.check(index, settings):
                 if violation.obj is None:
                     continue
                 key = keys.get(id(violation.obj)) or _key(violation.obj)
-                if key in by_key:
-                    by_key[key].append(violation)
-        else:
-            for obj in targets:
-                by_key[keys[id(obj)]].extend(rule.check(obj, settings))
-
+                if key in target_keys:
+                    by_key.setdefault(key, []).append(violation)
+        may_suppress = rule.id in ignored_rules
+        severity = rule.severity
         for obj in targets:
             key = keys[id(obj)]
-            violations = by_key[key]
-            reason = _suppression(rule, obj, ignores) if violations else None
-            made = [_finding(rule, obj, v, reason) for v in violations]
-            (suppressed if reason else findings).extend(made)
-            passed = not violations or reason is not None
-            verdicts[(rule.id, key)] = not violations
+            if rule.scope == "set":
+                violations = by_key.get(key, [])
+            elif precomputed is not None:
+                violations = precomputed.get((rule_number, position[id(obj)]), [])
+            else:
+                violations = list(rule.check(obj, settings))
+            if not violations:
+                verdicts[(rule.id, key)] = True
+                per_object[key].append((severity, True))
+                continue
+            verdicts[(rule.id, key)] = False
+            reason = None
+            if may_suppress or id(obj) in annotated:
+                reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
+            where = wheres.get(id(obj))
+            if where is None:
+                where = wheres[id(obj)] = _where(obj)
+            made = [_finding(rule, where, v, reason) for v in violations]
             if reason is None:
-                per_object.setdefault(key, []).append((rule.severity, passed))
+                findings.extend(made)
+                per_object[key].append((severity, False))
+            else:
+                suppressed.extend(made)
 
     summaries = []
-    objects_by_key = {_key(o): o for o in audited}
+    objects_by_key = {keys[id(o)]: o for o in audited}
     counts_by_key: dict[str, dict[str, int]] = {}
     for f in findings:
         counts = counts_by_key.setdefault(f.object_key, {})
         counts[f.severity] = counts.get(f.severity, 0) + 1
     for key, checks in per_object.items():
+        if not checks:
+            continue
         obj = objects_by_key[key]
         counts = counts_by_key.get(key, {})
         summaries.append(
@@ -281,6 +317,82 @@ def audit(
     )
 
 
+#: The fewest audited objects for which ``workers`` > 1 forks a process.
+PARALLEL_MIN_OBJECTS = 2000
+
+_Table = dict[tuple[int, int], list[Violation]]
+# What a forked worker reads: the rules, the audited objects and the settings (set just
+# before the fork, so the child inherits them instead of unpickling them).
+_FORKED: tuple[Sequence[Rule], Sequence[Mapping[str, Any]], AuditConfig] | None = None
+
+
+def _object_violations(
+    rules: Sequence[Rule],
+    objects: Sequence[Mapping[str, Any]],
+    settings: AuditConfig,
+    start: int,
+    stop: int,
+) -> _Table:
+    # (rule number, object position) -> violations of the per-object rules, for
+    # objects[start:stop]; cross-object references are dropped (they do not pickle cheaply
+    # and per-object findings never read them).
+    table: _Table = {}
+    for rule_number, rule in enumerate(rules):
+        if rule.scope == "set":
+            continue
+        kinds = frozenset(rule.kinds)
+        for number in range(start, stop):
+            obj = objects[number]
+            if obj.get("kind") in kinds:
+                found = list(rule.check(obj, settings))
+                if found:
+                    table[(rule_number, number)] = [
+                        v if v.obj is None else replace(v, obj=None) for v in found
+                    ]
+    return table
+
+
+def _forked_share(start: int, stop: int) -> _Table:
+    assert _FORKED is not None
+    rules, objects, settings = _FORKED
+    return _object_violations(rules, objects, settings, start, stop)
+
+
+def _parallel_violations(
+    rules: Sequence[Rule], objects: Sequence[Mapping[str, Any]], settings: AuditConfig, workers: int
+) -> _Table | None:
+    # The per-object rules' violations computed by this process and forked ones together,
+    # or None to run them in the main loop (small input, one worker, or no fork).
+    import multiprocessing
+
+    if workers < 2 or len(objects) < PARALLEL_MIN_OBJECTS:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED
+    share = len(objects) // workers
+    bounds = [
+        (n * share, len(objects) if n == workers - 1 else (n + 1) * share) for n in range(workers)
+    ]
+    _FORKED = (rules, objects, settings)
+    try:
+        with ProcessPoolExecutor(
+            workers - 1, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            pending = [pool.submit(_forked_share, *b) for b in bounds[1:]]
+            table = _object_violations(rules, objects, settings, *bounds[0])
+            for future in pending:
+                table.update(future.result())
+    except (OSError, RuntimeError) as error:  # BrokenProcessPool is a RuntimeError
+        logger.warning("audit worker failed (%s); running the per-object rules here", error)
+        return None
+    finally:
+        _FORKED = None
+    return table
+
+
 # Kinds cross-object rules read even when no rule reports on them.
 _READ_KINDS = frozenset(
     {"NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Service"}
@@ -302,24 +414,37 @@ def _finding_order(f: Finding) -> tuple[Any, ...]:
     )
 
 
-def _finding(
-    rule: Rule, obj: Mapping[str, Any], violation: Violation, reason: str | None
-) -> Finding:
+def _where(obj: Mapping[str, Any]) -> tuple[str, str | None, str, str | None]:
+    # (kind, namespace, name, source) of an object, as its findings name it.
     meta = obj.get("metadata") or {}
-    finding = Finding(
+    return (
+        str(obj.get("kind")),
+        object_namespace(obj),
+        str(meta.get("name", "")),
+        (meta.get("annotations") or {}).get(SOURCE_ANNOTATION),
+    )
+
+
+def _finding(
+    rule: Rule,
+    where: tuple[str, str | None, str, str | None],
+    violation: Violation,
+    reason: str | None,
+) -> Finding:
+    kind, namespace, name, source = where
+    return Finding(
         rule_id=rule.id,
         title=rule.title,
         severity=rule.severity,
         category=rule.category,
-        kind=str(obj.get("kind")),
-        namespace=object_namespace(obj),
-        name=str(meta.get("name", "")),
+        kind=kind,
+        namespace=namespace,
+        name=name,
         container=violation.container,
         alert=violation.alert,
         message=violation.message,
         remediation=rule.remediation,
-        source=(meta.get("annotations") or {}).get(SOURCE_ANNOTATION),
+        source=source,
+        suppressed=reason is not None,
+        suppressed_reason=reason,
     )
-    if reason is not None:
-        finding = replace(finding, suppressed=True, suppressed_reason=reason)
-    return finding

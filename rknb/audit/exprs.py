@@ -349,11 +349,11 @@ def _convert(node: Any) -> Node:
     if name == "StringLiteral":
         return String(str(node.val))
     if name == "VectorSelector":
-        return VectorSelector(node.name or "", _matchers(node))
+        return VectorSelector(_metric_name(node), _matchers(node))
     if name == "MatrixSelector":
         selector = node.vector_selector
         return VectorSelector(
-            selector.name or "", _matchers(selector), promql_parser.display_duration(node.range)
+            _metric_name(selector), _matchers(selector), promql_parser.display_duration(node.range)
         )
     if name == "Call":
         return Call(node.func.name, tuple(_convert(a) for a in node.args))
@@ -379,6 +379,16 @@ def _convert(node: Any) -> Node:
     if name == "SubqueryExpr":
         return Unary("subquery", _convert(node.expr), promql_parser.display_duration(node.range))
     raise ParameterError("expr", f"PromQL node {name} is not one rknb reads")
+
+
+def _metric_name(selector: Any) -> str:
+    # ``foo`` and ``{__name__="foo"}`` name the same metric; a regex names none.
+    if selector.name:
+        return str(selector.name)
+    for matcher in selector.matchers.matchers:
+        if matcher.name == "__name__" and str(matcher.op).rpartition(".")[2] == "Equal":
+            return str(matcher.value)
+    return ""
 
 
 def _matchers(selector: Any) -> tuple[tuple[str, str, str], ...]:

@@ -63,6 +63,16 @@ class AuditConfig:
     #: Metric name -> type (counter, gauge, histogram, summary), e.g. from
     #: :func:`rknb.audit.rules.alerts.metric_types_from_openmetrics`; unknown names pass.
     metric_types: tuple[tuple[str, str], ...] = ()
+    #: Allowed ranges for RK-RES-007: (``requests.cpu`` | ``limits.cpu`` | ``requests.memory``
+    #: | ``limits.memory``, lowest, highest) in cores or bytes; empty checks nothing.
+    resource_ranges: tuple[tuple[str, float, float], ...] = ()
+    #: Labels every alert must carry (RK-PROM-004): (name, value regex; "" = any non-empty).
+    alert_labels: tuple[tuple[str, str], ...] = (("severity", ""),)
+    #: Annotations every alert must carry (RK-PROM-005), as ``alert_labels``.
+    alert_annotations: tuple[tuple[str, str], ...] = (("summary", ""),)
+    #: Bounds on an alert's ``for`` (RK-PROM-003), seconds; no ``for`` always fails.
+    alert_for_min_s: float = 0.0
+    alert_for_max_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,12 @@ def test_network_policy_that_selects_nothing(good_deployment):
 
 def test_optional_rules_run_only_when_enabled(good_deployment):
     optional = {r.id for r in get_rules() if r.optional}
-    assert optional == {"RK-IMG-003", "RK-RES-005", "RK-RES-006", "RK-AVAIL-010", "RK-PROM-008"}
+    assert optional == {
+        *("RK-IMG-003", "RK-RES-005", "RK-RES-006", "RK-RES-007", "RK-PROM-008"),
+        *("RK-AVAIL-010", "RK-AVAIL-012", "RK-SCHED-001", "RK-SCHED-002", "RK-DNS-001"),
+        *("RK-HOST-007", "RK-HOST-008", "RK-SA-001", "RK-ENV-002", "RK-STS-002"),
+        *("RK-META-003", "RK-META-004"),
+    }
     assert not optional & set(audit([good_deployment]).rules)
     report = audit([good_deployment], config=AuditConfig(enabled=("RK-IMG",)))
     assert "RK-IMG-003" in report.rules and "RK-RES-005" not in report.rules

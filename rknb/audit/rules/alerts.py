@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from rknb.audit.exprs import (
     Call,
     Node,
     Number,
+    String,
     Unary,
     VectorSelector,
     parse,
@@ -22,7 +24,10 @@ from rknb.errors import ParameterError
 
 __all__ = [
     "alert_rules",
+    "always_fires",
+    "counter_reads",
     "metric_types_from_openmetrics",
+    "prom_rules",
     "quantile_drops_le",
     "quantile_without_rate",
 ]
@@ -34,8 +39,24 @@ def alert_rules(obj: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]
     """Yield (``group/alert`` name, rule) for the alerting rules of a PrometheusRule."""
     for group in (obj.get("spec") or {}).get("groups") or []:
         for item in group.get("rules") or []:
-            if "alert" in item:
+            if isinstance(item, Mapping) and "alert" in item:
                 yield f"{group.get('name', '')}/{item['alert']}", item
+
+
+def prom_rules(obj: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Yield (``alert g/name`` or ``rule g/name``, rule) for alerting and recording rules.
+
+    Query checks (ranges, metric types) apply to recording rules as much as to
+    alerts: a recorded series built on a broken rate() breaks every alert on it.
+    """
+    for group in (obj.get("spec") or {}).get("groups") or []:
+        for item in group.get("rules") or []:
+            if not isinstance(item, Mapping):
+                continue
+            if "alert" in item:
+                yield f"alert {group.get('name', '')}/{item['alert']}", item
+            elif "record" in item:
+                yield f"rule {group.get('name', '')}/{item['record']}", item
 
 
 def _histogram_arguments(tree: Node) -> Iterator[Node]:
@@ -111,8 +132,7 @@ def histogram_quantile_rate(obj: Mapping[str, Any], config: AuditConfig) -> Iter
     for alert, item in alert_rules(obj):
         expr = _parsed(alert, item)
         if isinstance(expr, Violation):
-            yield expr
-            continue
+            continue  # RK-PROM-014 reports it
         for metric in quantile_without_rate(expr):
             yield Violation(
                 f"alert {alert}: histogram_quantile() reads {metric} without rate() or increase()",
@@ -142,6 +162,20 @@ def histogram_quantile_le(obj: Mapping[str, Any], config: AuditConfig) -> Iterat
             )
 
 
+def _seconds(value: Any) -> float | None:
+    # A Prometheus duration in seconds; None when it is not one (0 stays 0).
+    from rknb.times import parse_duration
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_duration(str(value).strip())
+    except (ParameterError, ValueError):
+        return None
+
+
 @rule(
     "RK-PROM-003",
     title="Alert without for",
@@ -149,16 +183,30 @@ def histogram_quantile_le(obj: Mapping[str, Any], config: AuditConfig) -> Iterat
     severity="low",
     kinds=("PrometheusRule",),
     rationale="An alert without `for` fires on a single evaluation: one scrape glitch pages "
-    "someone. (pint flags this only when its rule/for check is configured.)",
+    "someone. With alert_for_min_s / alert_for_max_s set, a `for` outside the bounds fails "
+    "too (pint's rule/for check, which flags nothing until configured).",
     remediation="Add `for:` of a few evaluation intervals (for example 5m).",
     equivalent=("pint:rule/for",),
 )
 def alert_for(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
-    """Yield alerts with no ``for`` (or ``for: 0s``)."""
+    """Yield alerts with no ``for`` (or a zero one), or one outside the configured bounds."""
     for alert, item in alert_rules(obj):
         value = item.get("for")
-        if value in (None, "", 0, "0", "0s", "0m"):
+        seconds = _seconds(value) if value not in (None, "") else 0.0
+        if seconds is None:
+            continue  # RK-PROM-012 reports durations that do not parse
+        if seconds == 0:
             yield Violation(f"alert {alert} has no `for`", alert=alert)
+        elif seconds < config.alert_for_min_s:
+            yield Violation(
+                f"alert {alert} for {value} is shorter than {config.alert_for_min_s:g}s",
+                alert=alert,
+            )
+        elif config.alert_for_max_s is not None and seconds > config.alert_for_max_s:
+            yield Violation(
+                f"alert {alert} for {value} is longer than {config.alert_for_max_s:g}s",
+                alert=alert,
+            )
 
 
 def metric_types_from_openmetrics(text: str) -> dict[str, str]:
@@ -189,6 +237,18 @@ def _labels_of(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _required(alert: str, values: Mapping[str, Any], wanted: Any, what: str) -> Iterator[Violation]:
+    # Each (name, pattern) must be present and non-empty; a pattern must match it whole.
+    for name, pattern in wanted:
+        value = values.get(name)
+        if value in (None, ""):
+            yield Violation(f"alert {alert} has no {name} {what}", alert=alert)
+        elif pattern and not re.fullmatch(str(pattern), str(value)):
+            yield Violation(
+                f"alert {alert} {what} {name} {value!r} does not match {pattern!r}", alert=alert
+            )
+
+
 @rule(
     "RK-PROM-004",
     title="Alert without a severity label",
@@ -196,15 +256,16 @@ def _labels_of(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     severity="low",
     kinds=("PrometheusRule",),
     rationale="Alertmanager routes by labels; an alert without `severity` cannot be routed to "
-    "the pager or the ticket queue deliberately. (pint's rule/label check, when configured.)",
+    "the pager or the ticket queue deliberately. The labels required (and their allowed "
+    "values) are the alert_labels setting, severity by default; pint's rule/label check "
+    "flags nothing until configured.",
     remediation="Add labels: {severity: critical|warning|info}.",
     equivalent=("pint:rule/label",),
 )
 def alert_severity(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
-    """Yield alerts with no non-empty ``severity`` label."""
+    """Yield alerts missing a required label, or whose value does not match its pattern."""
     for alert, item in alert_rules(obj):
-        if not _labels_of(item, "labels").get("severity"):
-            yield Violation(f"alert {alert} has no severity label", alert=alert)
+        yield from _required(alert, _labels_of(item, "labels"), config.alert_labels, "label")
 
 
 @rule(
@@ -214,15 +275,17 @@ def alert_severity(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Viol
     severity="low",
     kinds=("PrometheusRule",),
     rationale="The summary is what the person paged reads first; without it they start from "
-    "the raw expression. (pint's alerts/annotation check, when configured.)",
+    "the raw expression. The annotations required (and their allowed values) are the "
+    "alert_annotations setting, summary by default (pint's alerts/annotation check, when "
+    "configured).",
     remediation="Add annotations: {summary: ..., description: ...} using {{ $labels }}.",
     equivalent=("pint:alerts/annotation",),
 )
 def alert_summary(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
-    """Yield alerts with no non-empty ``summary`` annotation."""
+    """Yield alerts missing a required annotation, or whose value does not match its pattern."""
     for alert, item in alert_rules(obj):
-        if not _labels_of(item, "annotations").get("summary"):
-            yield Violation(f"alert {alert} has no summary annotation", alert=alert)
+        annotations = _labels_of(item, "annotations")
+        yield from _required(alert, annotations, config.alert_annotations, "annotation")
 
 
 def _rate_calls(tree: Node) -> Iterator[tuple[str, VectorSelector]]:
@@ -248,14 +311,15 @@ def _rate_calls(tree: Node) -> Iterator[tuple[str, VectorSelector]]:
 def rate_over_gauge(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield rate()/increase()/irate() calls whose selector's metric is a gauge."""
     types = dict(config.metric_types)
-    for alert, item in alert_rules(obj):
+    for shown, item in prom_rules(obj):
+        alert = shown.partition(" ")[2]
         expr = _parsed(alert, item)
         if isinstance(expr, Violation):
             continue
         for function, selector in _rate_calls(parse(expr)):
             if function != "deriv" and types.get(selector.metric) == "gauge":
                 yield Violation(
-                    f"alert {alert}: {function}() over {selector.metric}, a gauge", alert=alert
+                    f"{shown}: {function}() over {selector.metric}, a gauge", alert=alert
                 )
 
 
@@ -263,7 +327,8 @@ def _range_checks(obj: Mapping[str, Any], config: AuditConfig, factor: int) -> I
     from rknb.times import parse_duration
 
     limit = factor * config.scrape_interval_s
-    for alert, item in alert_rules(obj):
+    for shown, item in prom_rules(obj):
+        alert = shown.partition(" ")[2]
         expr = _parsed(alert, item)
         if isinstance(expr, Violation):
             continue
@@ -274,7 +339,7 @@ def _range_checks(obj: Mapping[str, Any], config: AuditConfig, factor: int) -> I
                 continue
             if seconds < limit:
                 yield Violation(
-                    f"alert {alert}: {function}({selector.metric}[{selector.range}]) covers fewer "
+                    f"{shown}: {function}({selector.metric}[{selector.range}]) covers fewer "
                     f"than {factor} scrape intervals of {config.scrape_interval_s:g}s",
                     alert=alert,
                 )
@@ -363,3 +428,228 @@ def error_rate_absolute(obj: Mapping[str, Any], config: AuditConfig) -> Iterator
                         f"{other.text}, not divided by the request rate",
                         alert=alert,
                     )
+
+
+def _absent_calls(tree: Node) -> list[Call]:
+    return [n for n in walk(tree) if isinstance(n, Call) and n.name == "absent"]
+
+
+def _returns_always(node: Node) -> bool:
+    # True when the expression yields a series whatever the TSDB holds (vector(), numbers).
+    node = _strip(node)
+    if isinstance(node, Number | String):
+        return True
+    if isinstance(node, Call) and node.name in ("vector", "time", "pi"):
+        return True
+    if isinstance(node, Binary) and node.op not in _COMPARISONS | {"and", "unless"}:
+        return _returns_always(node.lhs) and _returns_always(node.rhs)
+    return False
+
+
+@rule(
+    "RK-PROM-010",
+    title="absent() alert without enough for",
+    category="reliability",
+    severity="medium",
+    kinds=("PrometheusRule",),
+    rationale="absent() fires as soon as one evaluation finds no series, which happens at "
+    "every target restart or missed scrape; without a `for` of at least two scrape intervals "
+    "the alert pages for blips. absent() over something that always exists (vector(1)) "
+    "never fires at all. (pint's alerts/absent.)",
+    remediation="Give absent() alerts `for:` of at least two scrape intervals (5m is usual), "
+    "and pass absent() a selector.",
+    equivalent=("pint:alerts/absent",),
+)
+def absent_for(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield absent() alerts whose ``for`` is under two scrape intervals, or that never fire."""
+    for alert, item in alert_rules(obj):
+        expr = _parsed(alert, item)
+        if isinstance(expr, Violation):
+            continue
+        calls = _absent_calls(parse(expr))
+        if not calls:
+            continue
+        if any(c.args and _returns_always(c.args[0]) for c in calls):
+            yield Violation(
+                f"alert {alert}: absent() of an always-present value never fires", alert=alert
+            )
+            continue
+        value = item.get("for")
+        seconds = _seconds(value) if value not in (None, "") else 0.0
+        limit = 2 * config.scrape_interval_s
+        if seconds is not None and seconds < limit:
+            shown = f"for {value}" if seconds else "no `for`"
+            yield Violation(
+                f"alert {alert}: absent() alert with {shown}, under two scrape intervals "
+                f"({limit:g}s)",
+                alert=alert,
+            )
+
+
+def always_fires(node: Node) -> bool:
+    """Return whether an alert expression has no condition that can ever filter it out.
+
+    A comparison without ``bool`` filters; ``unless`` and absent() are conditions
+    themselves; ``and`` filters when either side does, ``or`` only when both
+    do (``x > 1 or vector(0)`` always returns a series); arithmetic,
+    aggregations and other functions keep whatever filtering their operands
+    have.
+    """
+    return not _has_condition(node)
+
+
+def _has_condition(node: Node) -> bool:
+    node = _strip(node)
+    if isinstance(node, Binary):
+        if node.op in _COMPARISONS and not node.bool_modifier:
+            return True
+        if node.op == "unless":
+            return True
+        if node.op == "or":
+            return _has_condition(node.lhs) and _has_condition(node.rhs)
+        return _has_condition(node.lhs) or _has_condition(node.rhs)
+    if isinstance(node, Call) and node.name in ("absent", "absent_over_time"):
+        return True
+    if isinstance(node, Unary) and node.op == "subquery":
+        return False
+    return any(_has_condition(child) for child in node.children())
+
+
+@rule(
+    "RK-PROM-011",
+    title="Alert always fires",
+    category="reliability",
+    severity="high",
+    kinds=("PrometheusRule",),
+    rationale="An alert fires for every series its expression returns; without a comparison "
+    "(or with `> bool`, or `or vector(0)`) it returns series all the time, so it pages "
+    "constantly and is soon ignored. (pint's alerts/comparison.)",
+    remediation="Compare the expression with its threshold, for example `... > 0.05`, "
+    "without `bool`.",
+    equivalent=("pint:alerts/comparison",),
+)
+def alert_condition(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield alerts whose expression has no filtering condition."""
+    for alert, item in alert_rules(obj):
+        expr = _parsed(alert, item)
+        if isinstance(expr, Violation):
+            continue
+        if always_fires(parse(expr)):
+            yield Violation(
+                f"alert {alert}: the expression has no condition, so it always fires", alert=alert
+            )
+
+
+@rule(
+    "RK-PROM-012",
+    title="for or keep_firing_for is not a duration",
+    category="reliability",
+    severity="high",
+    kinds=("PrometheusRule",),
+    rationale="Prometheus refuses to load a rule file whose `for` or `keep_firing_for` is not "
+    "a non-negative duration such as 5m, so none of the file's alerts run. (pint's "
+    "alerts/for; pint also reports a written-out zero, which rknb leaves to RK-PROM-003.)",
+    remediation="Write the duration as a number and a unit (30s, 5m, 1h).",
+    equivalent=("pint:alerts/for",),
+)
+def for_duration(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield alerts whose for or keep_firing_for does not parse as a non-negative duration."""
+    for alert, item in alert_rules(obj):
+        for field in ("for", "keep_firing_for"):
+            value = item.get(field)
+            if value in (None, ""):
+                continue
+            seconds = _seconds(value)
+            if seconds is None or seconds < 0:
+                yield Violation(f"alert {alert} {field} {value!r} is not a duration", alert=alert)
+
+
+#: Functions that may read a counter as it is: they look at presence, count or resets.
+_COUNTER_SAFE = frozenset(
+    {
+        "rate",
+        "irate",
+        "increase",
+        "absent",
+        "absent_over_time",
+        "present_over_time",
+        "changes",
+        "resets",
+        "count_over_time",
+        "timestamp",
+        "histogram_quantile",  # RK-PROM-001 reports raw buckets inside it
+    }
+)
+
+
+def counter_reads(tree: Node, types: Mapping[str, str]) -> list[str]:
+    """Return the counters an expression reads raw (not through rate(), count() and the like)."""
+    found: list[str] = []
+
+    def visit(node: Node) -> None:
+        if isinstance(node, Call) and node.name in _COUNTER_SAFE:
+            return
+        if isinstance(node, Aggregation) and node.op in ("count", "group"):
+            return
+        if isinstance(node, VectorSelector):
+            if types.get(node.metric) == "counter":
+                found.append(node.metric)
+            return
+        for child in node.children():
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+@rule(
+    "RK-PROM-013",
+    title="Counter read without rate()",
+    category="reliability",
+    severity="medium",
+    kinds=("PrometheusRule",),
+    rationale="A counter's raw value is the total since its process started and drops to zero "
+    "at every restart; comparing or summing it says nothing about what is happening now. "
+    "Types come from metric_types; unknown metrics pass. (pint's promql/counter.)",
+    remediation="Read counters through rate() or increase() over a range.",
+    equivalent=("pint:promql/counter",),
+)
+def raw_counter(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield rules that read a counter's raw value."""
+    types = dict(config.metric_types)
+    if not types:
+        return
+    for shown, item in prom_rules(obj):
+        alert = shown.partition(" ")[2]
+        expr = _parsed(alert, item)
+        if isinstance(expr, Violation):
+            continue
+        names = counter_reads(parse(expr), types)
+        if names:
+            yield Violation(
+                f"{shown}: reads counter {names[0]} without rate() or increase()", alert=alert
+            )
+
+
+@rule(
+    "RK-PROM-014",
+    title="PromQL does not parse",
+    category="reliability",
+    severity="critical",
+    kinds=("PrometheusRule",),
+    rationale="Prometheus refuses to load a rule file with one unparseable expression, so "
+    "every rule in it stops being evaluated, and the alerts in it go quiet without notice. "
+    "(pint's promql/syntax.)",
+    remediation="Fix the expression; `promtool check rules FILE` shows the parser's message.",
+    equivalent=("pint:promql/syntax",),
+)
+def promql_syntax(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield alerting and recording rules whose expr the PromQL parser rejects."""
+    for shown, item in prom_rules(obj):
+        alert = shown.partition(" ")[2]
+        expr = str(item.get("expr", ""))
+        try:
+            parse(expr)
+        except ParameterError as error:
+            reason = str(error).removeprefix("parameter 'expr': ")
+            yield Violation(f"{shown}: {reason}", alert=alert)

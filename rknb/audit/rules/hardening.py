@@ -135,11 +135,12 @@ def _host_paths(obj: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     severity="high",
     kinds=WORKLOAD_KINDS,
     rationale="A hostPath volume on a system directory (/, /etc, /proc, /sys, ...) lets the "
-    "container read or change the node's configuration. Polaris fails any hostPath; rknb "
-    "reports the system directories kube-linter names.",
+    "container read or change the node's configuration. rknb reports the system directories "
+    "kube-linter names (any hostPath, as Polaris judges it, is the optional RK-HOST-007); "
+    "kubesec's ProcMount looks at /proc alone.",
     remediation="Use a ConfigMap, Secret, emptyDir or PersistentVolumeClaim instead of hostPath.",
     equivalent=("kube-linter:sensitive-host-mounts",),
-    divergent=("polaris:hostPathSet",),
+    divergent=("kubesec:ProcMount",),
 )
 def sensitive_host_mount(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield hostPath volumes on a system directory or below one."""

@@ -1,0 +1,208 @@
+"""Bad inputs at the command level, large inputs, and the parallel paths giving serial results."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rknb.audit import audit, to_json
+from rknb.audit import engine as audit_engine
+from rknb.conformance import audit as runner
+from rknb.errors import ManifestError
+from rknb.yamlfile import load_yaml_documents
+
+SEED = Path(__file__).resolve().parent.parent / "data" / "audit" / "seed"
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: "web:latest"}]
+"""
+
+
+def _alias_bomb() -> str:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 9):  # 10**9 nodes once expanded
+        refs = ", ".join([f"*a{level - 1}"] * 10)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "kind: ConfigMap\nmetadata: {name: lol}\ndata:\n" + "\n".join("  " + x for x in lines)
+
+
+def _write_50_mb(path: Path) -> None:
+    # Real manifests, not padding: the file would be read if the size check did not stop it.
+    document = DEPLOYMENT.replace("name: web,", "name: web-{n},")
+    chunk = "".join("---\n" + document.replace("{n}", str(n)) for n in range(1000))
+    with path.open("w") as handle:
+        while handle.tell() < 50 * 10**6:
+            handle.write(chunk)
+
+
+def test_a_50_mb_file_is_one_error_and_the_other_files_are_audited(tmp_path):
+    _write_50_mb(tmp_path / "a-huge.yaml")
+    (tmp_path / "b-good.yaml").write_text(DEPLOYMENT)
+    assert (tmp_path / "a-huge.yaml").stat().st_size > 50 * 10**6
+    inputs = runner.read_inputs([tmp_path])
+    assert [o["metadata"]["name"] for o in inputs.objects] == ["web"]
+    assert len(inputs.errors) == 1
+    assert inputs.errors[0].path.endswith("a-huge.yaml")
+    assert "48 MiB, over the 16 MiB limit" in inputs.errors[0].message
+
+
+def test_every_bad_input_is_one_error_entry_and_the_run_completes(tmp_path):
+    (tmp_path / "a-binary.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    (tmp_path / "b-broken.yaml").write_text("kind: Service\nmetadata:\n  name: x\n  - y\n")
+    (tmp_path / "c-bomb.yaml").write_text(_alias_bomb() + "\n")
+    _write_50_mb(tmp_path / "d-huge.yaml")
+    (tmp_path / "e-good.yaml").write_text(DEPLOYMENT)
+    text, code = runner.audit_command([str(tmp_path)], output_format="json")
+    document = json.loads(text)
+    errors = {Path(e["path"]).name: e for e in document["errors"]}
+    assert sorted(errors) == ["a-binary.yaml", "b-broken.yaml", "c-bomb.yaml", "d-huge.yaml"]
+    assert "binary file" in errors["a-binary.yaml"]["message"]
+    # "- y" on line 4 cannot follow the mapping entry of line 3: libyaml stops at its dash.
+    assert (errors["b-broken.yaml"]["line"], errors["b-broken.yaml"]["column"]) == (4, 3)
+    assert "alias bomb" in errors["c-bomb.yaml"]["message"]
+    assert "over the 16 MiB limit" in errors["d-huge.yaml"]["message"]
+    # The good Deployment was still audited: its :latest image is a finding.
+    assert any(f["name"] == "web" and f["rule_id"] == "RK-IMG-001" for f in document["findings"])
+    assert code == 1
+
+
+def test_two_objects_with_one_name_keep_their_own_findings(tmp_path):
+    with_probe = yaml.safe_load(DEPLOYMENT)
+    container = with_probe["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = {"httpGet": {"path": "/", "port": 8080}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(with_probe))
+    (tmp_path / "b.yaml").write_text(DEPLOYMENT)
+    report = audit(runner.read_inputs([tmp_path]).objects)
+    probes = [f for f in report.findings if f.rule_id == "RK-PROBE-001"]
+    # Only the copy in b.yaml lacks the probe, and the finding points there, once.
+    assert len(probes) == 1
+    assert probes[0].source is not None and probes[0].source.endswith("b.yaml:1")
+
+
+def _many_objects(copies: int) -> list[dict[str, Any]]:
+    seed = runner.read_inputs([SEED]).objects
+    objects = []
+    for n in range(copies):
+        for obj in seed:
+            clone = copy.deepcopy(obj)
+            clone["metadata"]["namespace"] = f"team-{n}"
+            objects.append(clone)
+    return objects
+
+
+def test_forked_rule_workers_give_the_serial_report(monkeypatch):
+    monkeypatch.setattr(audit_engine, "PARALLEL_MIN_OBJECTS", 100)
+    objects = _many_objects(40)
+    serial = audit(objects)
+    parallel = audit(objects, workers=2)
+    assert to_json(parallel) == to_json(serial)
+    assert parallel.verdicts == serial.verdicts
+    # Each namespace holds one copy of the seed, audited on its own: 40 times its findings.
+    assert len(serial.findings) == 40 * len(audit(_many_objects(1)).findings) > 400
+    # The forked path really ran (a table, not None) and found what one process finds.
+    rules, settings = audit_engine.get_rules(), audit_engine.AuditConfig()
+    table = audit_engine._parallel_violations(rules, objects, settings, 2)
+    assert table is not None
+    assert table == audit_engine._object_violations(rules, objects, settings, 0, len(objects))
+    assert max(position for _, position in table) >= len(objects) // 2
+
+
+def test_forked_readers_give_the_serial_inputs_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 1)
+    for n in range(6):
+        text = DEPLOYMENT.replace("name: web,", f"name: web-{n},")
+        if n == 4:  # one object the schema rejects, in the second half of the files
+            text = text.replace("  selector: {matchLabels: {app: web}}\n", "")
+        (tmp_path / f"f{n}.yaml").write_text(text)
+    (tmp_path / "f5.yaml").write_text("a: [\n")
+    one, one_invalid = runner.read_and_validate([tmp_path], kube_version="1.30", workers=1)
+    two, two_invalid = runner.read_and_validate([tmp_path], kube_version="1.30", workers=2)
+    assert runner._split(sorted(str(p) for p in tmp_path.iterdir()), 2)[1][0].endswith("f3.yaml")
+    assert two.objects == one.objects
+    assert [o["metadata"]["name"] for o in two.objects] == [f"web-{n}" for n in range(5)]
+    assert two.errors == one.errors and len(two.errors) == 1
+    assert two_invalid == one_invalid
+    assert [e.path.rsplit("/", 1)[-1] for e in two_invalid] == ["f4.yaml"]
+
+
+def test_json_report_has_one_finding_per_line_each_valid_json():
+    report = audit(runner.read_inputs([SEED]).objects)
+    text = to_json(report)
+    lines = text.splitlines()
+    start = lines.index('  "findings": [') + 1
+    rows = [json.loads(line.strip().rstrip(",")) for line in lines[start : start + 19]]
+    assert [r["rule_id"] for r in rows] == [f.rule_id for f in report.findings]
+    assert lines[start + 19] == "  ],"
+    assert json.loads(text)["findings"] == rows
+
+
+def test_the_yaml_loader_refuses_an_alias_bomb_at_its_line():
+    with pytest.raises(ManifestError) as caught:
+        load_yaml_documents("a: 1\n---\n" + _alias_bomb(), path="bomb.yaml")
+    assert caught.value.line == 3
+    assert "alias bomb" in str(caught.value)
+
+
+TRICKY_YAML = """\
+plain: text
+quoted: "5"
+octal: 012
+hex: 0x1F
+under: 1_000
+signed: +5
+negative: -3
+zero: 0
+decimal: 8080
+float: 1.5e3
+sexagesimal: 1:30
+bools: [yes, No, on, OFF, true]
+nulls: [~, null, ]
+empty:
+stamp: 2024-01-02
+base: &base {a: 1}
+merged: {<<: {b: 2}, c: 3}
+binary: !!binary aGk=
+set: !!set {x, y}
+nested: {list: [{deep: [1, "two", 3.0]}]}
+"""
+
+
+def test_the_fast_constructor_builds_what_pyyaml_builds():
+    from rknb.yamlfile import SAFE_LOADER, construct_document
+
+    text = TRICKY_YAML.replace("base: &base {a: 1}\n", "")  # no aliases: the fast path
+    loader = SAFE_LOADER(text)
+    try:
+        built = construct_document(loader, loader.get_single_node(), has_aliases=False)
+    finally:
+        loader.dispose()
+    expected = yaml.load(text, Loader=yaml.SafeLoader)
+    assert built == expected
+    # The YAML 1.1 readings someone could get wrong with a shortcut.
+    assert (built["octal"], built["hex"], built["under"], built["sexagesimal"]) == (
+        10,
+        31,
+        1000,
+        90,
+    )
+    assert built["quoted"] == "5" and built["decimal"] == 8080
+    assert built["bools"] == [True, False, True, False, True]
+    assert built["merged"] == {"b": 2, "c": 3}
+    # A key PyYAML cannot hash is PyYAML's own error on the fast path too.
+    loader = SAFE_LOADER("? [complex, key]\n: value\n")
+    with pytest.raises(yaml.constructor.ConstructorError, match="unhashable key"):
+        construct_document(loader, loader.get_single_node(), has_aliases=False)
+    loader.dispose()
