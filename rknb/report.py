@@ -1027,7 +1027,10 @@ def run_notebook(
             "cell_timeout_s": cell_timeout_s,
             "start_timeout_s": start_timeout_s,
         }
-        outcome = _execute(job, work, timeout_s, environment)
+        # A notebook that writes files of its own (the drill's starting state) puts
+        # them beside its report.
+        kernel_environment = {"RKNB_REPORT_DIR": str(run_dir), **(environment or {})}
+        outcome = _execute(job, work, timeout_s, kernel_environment)
         if output_nb.is_file():
             executed = nbformat.read(output_nb, as_version=4)
         else:

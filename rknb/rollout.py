@@ -300,7 +300,10 @@ def rollout_history(
     revision annotation is revision 0; a non-numeric one is left out.
     """
     owned = _owned_replicasets(deployment, replicasets)
-    current_template = _strip_hash((deployment.get("spec") or {}).get("template") or {})
+    # Compared as Go compares them: fields a PodTemplateSpec always has count as present.
+    current_template = _go_template(
+        _strip_hash((deployment.get("spec") or {}).get("template") or {})
+    )
     name = str(_meta(deployment).get("name", ""))
 
     # The "new" ReplicaSet is the oldest one whose template equals the Deployment's.
@@ -310,7 +313,8 @@ def rollout_history(
     matching = [
         rs
         for rs in owned
-        if _strip_hash((rs.get("spec") or {}).get("template") or {}) == current_template
+        if _go_template(_strip_hash((rs.get("spec") or {}).get("template") or {}))
+        == current_template
     ]
     current_name = _meta(min(matching, key=created_key)).get("name") if matching else None
 
@@ -432,10 +436,12 @@ def template_diff(
     The ``pod-template-hash`` label is ignored; lists of named items
     (containers, env, ports, volumes) are compared by name, so paths read
     ``spec.containers[mcp-server].image``. Literal values of secret-looking
-    env vars are shown as ``<redacted>``.
+    env vars are shown as ``<redacted>``. Fields a Go PodTemplateSpec always
+    carries (a container's empty ``resources``) are no change when absent.
     """
     out: list[Change] = []
-    _diff("", _strip_hash(current_template), _strip_hash(target_template), out)
+    current = _go_template(_strip_hash(current_template))
+    _diff("", current, _go_template(_strip_hash(target_template)), out)
     return out
 
 

@@ -207,6 +207,10 @@ class ClusterSource:
         items, _ = self._list_all(_resource(kind), namespace)
         return items
 
+    def list_at(self, kind: str, namespace: str | None = None) -> tuple[_Objects, str]:
+        """Return every object of a kind and the list's resourceVersion, to watch from."""
+        return self._list_all(_resource(kind), namespace)
+
     def get(self, kind: str, namespace: str | None, name: str) -> KubeObject:
         """Return one object; a missing object is a ClusterError with status 404."""
         resource = _resource(kind)
@@ -272,6 +276,7 @@ class ClusterSource:
         timeout_s: float = 60.0,
         *,
         resource_version: str | None = None,
+        resume: bool = True,
     ) -> Iterator[WatchEvent]:
         """Yield watch events (``{"type", "object"}``) for ``timeout_s`` seconds.
 
@@ -279,7 +284,9 @@ class ClusterSource:
         omitted). When the server answers 410 (the version was compacted away),
         the objects are listed again and the differences since the last event
         are yielded as ``ADDED``, ``MODIFIED`` and ``DELETED`` events, so the
-        stream stays consistent.
+        stream stays consistent. When the server ends a watch early, it is
+        resumed from the last event, or, with ``resume=False``, the iteration
+        ends there (the caller then lists afresh).
 
         Parameters
         ----------
@@ -291,6 +298,8 @@ class ClusterSource:
             How long to watch in total, in seconds.
         resource_version
             Where to start; a fresh list is made when omitted.
+        resume
+            Watch again from the last event when the server ends the watch early.
         """
         resource = _resource(kind)
         namespace = self._namespace(resource, namespace)
@@ -322,6 +331,8 @@ class ClusterSource:
                 if event.get("type") != "BOOKMARK":
                     yield {"type": event["type"], "object": obj}
             if not expired:
+                if not resume:
+                    return
                 continue
 
             relists += 1

@@ -5,7 +5,10 @@ does not implement is a 405, a missing or wrong bearer token is a 401, and a
 resource put under the RBAC switch answers 403 exactly as an API server would.
 Objects live in memory with resource versions; lists page with ``limit`` and
 ``continue``; watches stream JSON lines and end after ``timeoutSeconds`` or with
-an ``ERROR`` event carrying a 410 ``Status``.
+an ``ERROR`` event carrying a 410 ``Status``. Tests can end or expire the
+watches open right now (:meth:`FakeKube.end_open_watches`,
+:meth:`FakeKube.expire_open_watches`), as an API server restart or an etcd
+compaction would in the middle of a drill.
 
 Verbs are handlers registered by name in :attr:`FakeKube.handlers` (``list``,
 ``get``, ``watch``, ...); adding ``patch`` or ``create`` later means writing one
@@ -156,6 +159,9 @@ class FakeKube:
         self._history: list[_Event] = []
         self._forbidden: list[_Forbidden] = []
         self._expire_watches: dict[Resource, int] = {}
+        # Per resource: how many times open watches were interrupted, and how the last one was.
+        self._interrupts: dict[Resource, tuple[int, str]] = {}
+        self._open_watches: dict[Resource, int] = {}
         self._closing = False
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -263,6 +269,26 @@ class FakeKube:
         with self._lock:
             self._expire_watches[resource] = self._expire_watches.get(resource, 0) + count
 
+    def end_open_watches(self, kind: str) -> None:
+        """End every watch of a kind that is open now, cleanly (as a server-side timeout does)."""
+        self._interrupt(kind, "end")
+
+    def expire_open_watches(self, kind: str) -> None:
+        """Send every open watch of a kind an ERROR 410 event and end it (a compaction)."""
+        self._interrupt(kind, "expire")
+
+    def _interrupt(self, kind: str, how: str) -> None:
+        resource = BY_KIND[kind]
+        with self._lock:
+            count = self._interrupts.get(resource, (0, ""))[0]
+            self._interrupts[resource] = (count + 1, how)
+            self._lock.notify_all()
+
+    def open_watches(self, kind: str) -> int:
+        """Return how many watches of a kind are streaming now."""
+        with self._lock:
+            return self._open_watches.get(BY_KIND[kind], 0)
+
     def before_next(self, verb: str, action: Callable[[Request], None]) -> None:
         """Run ``action`` once, just before the next request with this verb is answered.
 
@@ -289,7 +315,7 @@ class FakeKube:
         class _Handler(_HTTPHandler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-kube", daemon=True
@@ -535,8 +561,20 @@ class FakeKube:
                     since_rv_now = since_rv
 
             sent = since_rv_now
+            with self._lock:
+                interrupts = self._interrupts.get(resource, (0, ""))[0]
+                self._open_watches[resource] = self._open_watches.get(resource, 0) + 1
+            try:
+                yield from follow(sent, interrupts, deadline)
+            finally:
+                with self._lock:
+                    self._open_watches[resource] -= 1
+
+        def follow(sent: int, interrupts: int, deadline: float) -> Iterator[dict]:
             while True:
                 with self._lock:
+                    count, how = self._interrupts.get(resource, (0, ""))
+                    interrupted = count != interrupts
                     pending = [
                         e
                         for e in self._history
@@ -547,12 +585,19 @@ class FakeKube:
                             or e.obj["metadata"].get("namespace") == request.namespace
                         )
                     ]
-                    if not pending:
+                    if interrupted:
+                        pending = []
+                    elif not pending:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0 or self._closing:
                             return
                         self._lock.wait(timeout=min(remaining, 0.2))
                         continue
+                if interrupted:
+                    if how == "expire":
+                        message = f"too old resource version: {sent} (compacted)"
+                        yield {"type": "ERROR", "object": status_body(410, message)}
+                    return
                 for event in pending:
                     sent = event.rv
                     yield {"type": event.type, "object": copy.deepcopy(event.obj)}
@@ -584,6 +629,17 @@ def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
     if name is not None and resource.namespaced and namespace is None:
         return None
     return resource, namespace, name
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-connection (a notebook kernel ending) is no error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):

@@ -58,7 +58,7 @@ def test_execute_without_confirmation_sends_no_patch(cluster_with_history, tmp_p
         drill.execute(
             source, "shop", "web", execute=True, confirm="api", allowlist=ALLOW, report_dir=tmp_path
         )
-    with pytest.raises(SafetyError, match="execute is False"):
+    with pytest.raises(SafetyError, match="parameter 'execute' is False"):
         drill.execute(
             source,
             "shop",
@@ -185,7 +185,7 @@ def test_a_broken_target_exceeds_the_deadline_and_prints_the_restore(fake_kube, 
     finally:
         controller.stop()
         source.close()
-    assert result.outcome == "progress deadline exceeded"
+    assert result.outcome == "timeout"
     assert not result.passed
     assert (
         result.restore_commands[0] == "kubectl rollout undo deployment/web -n shop --to-revision=2"
