@@ -25,9 +25,39 @@ __all__ = [
     "load_yaml_file",
 ]
 
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Plain scalar -> its implicit tag. The tag of a plain scalar depends on its text alone, and
+# manifests repeat the same keys and values (name, image, containerPort, true) thousands of
+# times; short texts are kept, up to a bound.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 100_000
+_PLAIN_TEXT_MAX = 64
+
+
+class _SafeLoader(_BASE_LOADER):
+    """The safe loader, with the tags of plain scalars remembered instead of re-matched."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """Return the node's tag, as the safe loader resolves it."""
+        if self.yaml_path_resolvers:  # pragma: no cover - the safe loader has none
+            return super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(value) <= _PLAIN_TEXT_MAX and len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        if kind is yaml.MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        return super().resolve(kind, value, implicit)
+
+
 #: libyaml's safe loader when PyYAML was built with it (several times faster), else
 #: PyYAML's own. Both keep the marks that give documents and errors their lines.
-SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER: Any = _SafeLoader
 #: A document whose aliases expand to more nodes than this is refused (an alias bomb).
 MAX_EXPANDED_NODES = 2_000_000
 

@@ -13,6 +13,7 @@ __all__ = [
     "AuditConfig",
     "AuditReport",
     "Finding",
+    "ObjectError",
     "ObjectIndex",
     "ObjectSummary",
     "Rule",
@@ -156,6 +157,18 @@ class ObjectSummary:
 
 
 @dataclass(frozen=True)
+class ObjectError:
+    """An object field the rules could not read (treated as absent), or a rule that failed on it."""
+
+    kind: str | None
+    namespace: str | None
+    name: str | None
+    #: ``path:line`` the object came from (its ``rknb.io/source`` annotation), if known.
+    source: str | None
+    message: str
+
+
+@dataclass(frozen=True)
 class AuditReport:
     """The audit's result: findings, suppressed findings, skipped objects, score, breakdown."""
 
@@ -167,6 +180,8 @@ class AuditReport:
     rules: list[str]
     #: (rule id, object key) -> whether the check passed, for every check that ran.
     verdicts: dict[tuple[str, str], bool] = field(repr=False, default_factory=dict)
+    #: Fields the rules could not read and rules that failed, one per object and problem.
+    errors: list[ObjectError] = field(default_factory=list)
 
 
 def object_namespace(obj: Mapping[str, Any]) -> str | None:

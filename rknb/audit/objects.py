@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from rknb.audit.model import ObjectIndex, object_namespace, selector_matches
@@ -13,11 +14,14 @@ __all__ = [
     "WORKLOAD_KINDS",
     "containers",
     "effective_security",
+    "field_problems",
     "hpa_for",
+    "int_field",
     "name_of",
     "pod_labels",
     "pod_spec",
     "pods_selected",
+    "remembered",
     "selecting",
     "selector_of",
     "workload_replicas",
@@ -62,22 +66,63 @@ def _template(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec.get("template") or {}
 
 
+# (object, pod template, pod spec, app containers, init and app containers) of an object.
+_Facts = tuple[
+    Mapping[str, Any],
+    Mapping[str, Any],
+    Mapping[str, Any],
+    list[Mapping[str, Any]],
+    list[Mapping[str, Any]],
+]
+# While an audit runs (see remembered()), each object's facts by id(obj): some seventy rules
+# read the same pod spec and containers, so they are found once per object instead of per rule.
+# An entry holds its object, so no other live object can share its id while it is kept.
+_MEMO: dict[int, _Facts] = {}
+_MEMO_USERS = [0]
+
+
+def _facts(obj: Mapping[str, Any]) -> _Facts:
+    found = _MEMO.get(id(obj))
+    if found is not None and found[0] is obj:
+        return found
+    template = _template(obj)
+    spec = template.get("spec") or {}
+    app = list(spec.get("containers") or [])
+    facts: _Facts = (obj, template, spec, app, [*(spec.get("initContainers") or []), *app])
+    if _MEMO_USERS[0]:
+        _MEMO[id(obj)] = facts
+    return facts
+
+
+@contextmanager
+def remembered() -> Iterator[None]:
+    """Return a context in which each object's pod spec and containers are found only once.
+
+    The objects must not change inside the block (rules only read them).
+    """
+    _MEMO_USERS[0] += 1
+    try:
+        yield
+    finally:
+        _MEMO_USERS[0] -= 1
+        if not _MEMO_USERS[0]:
+            _MEMO.clear()
+
+
 def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return the pod spec of a Pod or of a workload's pod template (``{}`` when missing)."""
-    return _template(obj).get("spec") or {}
+    return _facts(obj)[2]
 
 
 def pod_labels(obj: Mapping[str, Any]) -> dict[str, str]:
     """Return the labels the workload's pods get."""
-    return dict((_template(obj).get("metadata") or {}).get("labels") or {})
+    return dict((_facts(obj)[1].get("metadata") or {}).get("labels") or {})
 
 
 def containers(obj: Mapping[str, Any], *, init: bool = False) -> Iterator[Mapping[str, Any]]:
-    """Yield the app containers of the pod spec (and init containers when asked)."""
-    spec = pod_spec(obj)
-    if init:
-        yield from spec.get("initContainers") or []
-    yield from spec.get("containers") or []
+    """Return an iterator over the app containers of the pod spec (init ones first if asked)."""
+    facts = _facts(obj)
+    return iter(facts[4] if init else facts[3])
 
 
 def effective_security(obj: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,13 +173,91 @@ def workload_replicas(obj: Mapping[str, Any], index: ObjectIndex | None = None) 
         hpa = hpa_for(obj, index)
         if hpa is not None:
             spec = hpa.get("spec") or {}
-            low = int(spec.get("minReplicas", 1))
-            return low, int(spec.get("maxReplicas", low))
+            low = int_field(spec.get("minReplicas"), 1)
+            return low, int_field(spec.get("maxReplicas"), low)
     if obj.get("kind") == "Pod":
         return 1, 1
-    replicas = (obj.get("spec") or {}).get("replicas")
-    count = 1 if replicas is None else int(replicas)
+    count = int_field((obj.get("spec") or {}).get("replicas"), 1)
     return count, count
+
+
+def int_field(value: Any, default: int) -> int:
+    """Return an integer field's value, or ``default`` when it is missing or not a number.
+
+    A value that is not a number (``"three"``, ``[1]``) is treated as absent: the audit
+    reports it once (see :func:`field_problems`) and the rules read the default.
+    """
+    if value is None or isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _not_int(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return True
+    try:
+        int(value)
+    except (TypeError, ValueError, OverflowError):
+        return True
+    return False
+
+
+def _pod_int_fields(obj: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    # (path, value) of the integer fields of a workload the rules read.
+    base = "spec" if obj.get("kind") == "Pod" else "spec.template.spec"
+    if obj.get("kind") == "CronJob":
+        base = "spec.jobTemplate.spec.template.spec"
+    if obj.get("kind") not in ("Pod", "Job", "CronJob", "DaemonSet"):
+        yield "spec.replicas", (obj.get("spec") or {}).get("replicas")
+    spec = pod_spec(obj)
+    if isinstance(spec.get("securityContext"), Mapping):
+        yield f"{base}.securityContext.runAsUser", spec["securityContext"].get("runAsUser")
+    for group in ("initContainers", "containers"):
+        listed = spec.get(group)
+        for number, c in enumerate(listed if isinstance(listed, list) else []):
+            if not isinstance(c, Mapping):
+                continue
+            where = f"{base}.{group}[{number}]"
+            security = c.get("securityContext")
+            if isinstance(security, Mapping):
+                yield f"{where}.securityContext.runAsUser", security.get("runAsUser")
+            ports = c.get("ports")
+            for index, port in enumerate(ports if isinstance(ports, list) else []):
+                if isinstance(port, Mapping):
+                    yield f"{where}.ports[{index}].containerPort", port.get("containerPort")
+
+
+def field_problems(obj: Mapping[str, Any]) -> list[str]:
+    """Return one sentence per integer field of the object that holds something else.
+
+    The fields are those the rules read as numbers (``spec.replicas``, an HPA's
+    ``minReplicas`` and ``maxReplicas``, ``runAsUser``, ``containerPort``); the rules
+    treat such a value as absent.
+    """
+    kind = obj.get("kind")
+    if kind == "HorizontalPodAutoscaler":
+        spec = obj.get("spec")
+        spec = spec if isinstance(spec, Mapping) else {}
+        found: Iterator[tuple[str, Any]] = iter(
+            [
+                ("spec.minReplicas", spec.get("minReplicas")),
+                ("spec.maxReplicas", spec.get("maxReplicas")),
+            ]
+        )
+    elif kind in WORKLOAD_KINDS:
+        found = _pod_int_fields(obj)
+    else:
+        return []
+    return [
+        f"{path} is {value!r}, not a whole number; it is treated as absent"
+        for path, value in found
+        if _not_int(value)
+    ]
 
 
 _POD_KINDS = (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob")
@@ -179,6 +302,9 @@ def pods_selected(
             candidates = table["by_label"].get((where, key, str(value)), [])
         else:
             candidates = table["by_namespace"].get(where, [])
+            if not selector.get("matchExpressions"):
+                selected.extend(candidates)  # an empty selector selects every pod
+                continue
         selected.extend(o for o in candidates if selector_matches(selector, table["labels"][id(o)]))
     return selected
 

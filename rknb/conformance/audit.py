@@ -12,10 +12,12 @@ otherwise it fails, as does a peer check no rule declares.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -529,11 +531,22 @@ class AuditInputs:
     skipped: list[SkippedDocument] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     files: int = 0
+    #: Objects defined in more than one file (each kept): one warning naming both files.
+    warnings: list[InputError] = field(default_factory=list)
 
 
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[InputError]]:
     files: list[str] = []
     errors: list[InputError] = []
+    seen: set[str] = set()
+
+    def add(name: str) -> None:
+        # The same file (by real path: a symlink, a folder and a file inside it) is read once.
+        real = os.path.realpath(name)
+        if real not in seen:
+            seen.add(real)
+            files.append(name)
+
     for given in paths:
         name = os.fspath(given)
         path = Path(name)
@@ -541,9 +554,10 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[In
             found = sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
             )
-            files.extend(str(p) for p in found)
+            for p in found:
+                add(str(p))
         elif path.is_file():
-            files.append(name)
+            add(name)
         else:
             errors.append(InputError(name, None, None, "no such file or folder; check the path"))
     return files, errors
@@ -735,7 +749,32 @@ def read_inputs(
     inputs.files = len(files)
     for path in files:
         _read_file(path, inputs, default_namespace)
+    inputs.warnings = _duplicates(inputs.objects)
     return inputs
+
+
+def _duplicates(objects: Sequence[Mapping[str, Any]]) -> list[InputError]:
+    # One warning per object whose Kind/namespace/name another file defined first.
+    first: dict[tuple[Any, Any, Any], str] = {}
+    warnings = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        key = (obj.get("kind"), meta.get("namespace"), meta.get("name"))
+        source = str((meta.get("annotations") or {}).get(SOURCE_ANNOTATION, ""))
+        earlier = first.setdefault(key, source)
+        if earlier is source or earlier.rpartition(":")[0] == source.rpartition(":")[0]:
+            continue
+        path, _, line = source.rpartition(":")
+        where = "/".join(str(k) for k in key if k is not None)
+        warnings.append(
+            InputError(
+                path,
+                int(line) if line.isdigit() else None,
+                None,
+                f"{where} is also defined at {earlier}; both are audited, remove one",
+            )
+        )
+    return warnings
 
 
 #: Inputs of at least this many bytes (in two files or more) are read by two processes.
@@ -819,6 +858,7 @@ def read_and_validate(
         inputs.skipped.extend(part_inputs.skipped)
         inputs.errors.extend(part_inputs.errors)
         invalid.extend(part_invalid)
+    inputs.warnings = _duplicates(inputs.objects)
     return inputs, invalid
 
 
@@ -971,8 +1011,56 @@ def load_config(path: str | os.PathLike[str] | None) -> AuditConfig:
             "--config",
             f"{os.fspath(path)!r} must be a mapping of {', '.join(sorted(known))}",
         )
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    where = f"{os.fspath(path)!r}"
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "min_replicas":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParameterError(
+                    "--config", f"{where} min_replicas is {value!r}; give a whole number (2)"
+                )
+            values[key] = value
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ParameterError(
+                "--config",
+                f"{where} {key} is {value!r}; give a list of strings ({_CONFIG_EXAMPLES[key]})",
+            )
+        for text in value:
+            _check_rule_id(where, key, text)
+        values[key] = tuple(value)
     return AuditConfig(**values)
+
+
+_CONFIG_EXAMPLES = {
+    "disabled": "[RK-IMG-001]",
+    "enabled": "['*'] or [RK-IMG]",
+    "ignore": "['RK-NET-001 Deployment/shop/web -- reason']",
+}
+
+
+def _check_rule_id(where: str, key: str, text: str) -> None:
+    # Refuses an entry of disabled/enabled/ignore that names no rule (prefixes only in enabled).
+    from difflib import get_close_matches
+
+    from rknb.audit import RULES, get_rules
+
+    get_rules()  # registers the rules
+    wanted = text.split("--")[0].split()[0] if text.split("--")[0].split() else text
+    if key == "ignore" and len(text.split("--")[0].split()) > 2:
+        raise ParameterError(
+            "--config",
+            f"{where} ignore entry {text!r} is not 'RULE-ID [Kind/namespace/name] [-- reason]'",
+        )
+    if wanted in RULES or (key == "enabled" and wanted == "*"):
+        return
+    if key == "enabled" and any(r.startswith(wanted + "-") for r in RULES):
+        return
+    close = get_close_matches(wanted, sorted(RULES), n=1)
+    hint = (
+        f"; did you mean {close[0]!r}?" if close else "; see `rknb audit --help` or docs/rules.md"
+    )
+    raise ParameterError("--config", f"{where} {key} names {wanted!r}, which is no rule{hint}")
 
 
 def _error_rows(errors: Sequence[InputError]) -> list[dict[str, Any]]:
@@ -1001,12 +1089,14 @@ def _notifications(errors: Sequence[InputError]) -> list[dict[str, Any]]:
 def _with_errors_junit(document: str, errors: Sequence[InputError]) -> str:
     import xml.etree.ElementTree as ET
 
+    from rknb.audit.output import _xml_text
+
     root = ET.fromstring(document.split("?>", 1)[1])
     suite = root.find("testsuite")
     assert suite is not None
     for e in errors:
-        case = ET.SubElement(suite, "testcase", classname=e.path, name="read")
-        ET.SubElement(case, "error", message=e.text())
+        case = ET.SubElement(suite, "testcase", classname=_xml_text(e.path), name="read")
+        ET.SubElement(case, "error", message=_xml_text(e.text()))
     suite.set("tests", str(len(suite)))
     suite.set("errors", str(len(errors)))
     ET.indent(root)
@@ -1044,19 +1134,50 @@ def audit_command(
     objects
         Objects already read (from a live cluster), audited with the files'.
     """
-    from rknb import __version__
-    from rknb.audit import at_or_above, to_json, to_junit, to_sarif, to_text
-
     if output_format not in FORMATS:
         raise ParameterError("--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
     if kube_version:
         schema_version(kube_version)  # a bad version is a usage error before any work
-    # One process: on 2 cores a forked reader and rule worker (read_and_validate and audit
-    # take ``workers``) cost more in pickling and copy-on-write faults than they save, for
-    # 10,000 objects 4.05 s against 3.5 s serial on an idle machine, and more when it is busy.
-    workers = 1
+    with _no_cyclic_gc():
+        return _audit_command(paths, output_format, fail_on, config, rules, kube_version, objects)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    # The parsed objects are millions of dicts and lists that the cyclic garbage collector
+    # would walk again at each of its passes while they are read, checked and written (a
+    # quarter of the rules' time on 10,000 objects) and never free: reference counting frees
+    # them. The command turns it off while it runs; any cycle waits until it is back on.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _audit_command(
+    paths: Sequence[str],
+    output_format: str,
+    fail_on: str,
+    config: AuditConfig | None,
+    rules: Sequence[str] | None,
+    kube_version: str | None,
+    objects: Sequence[Mapping[str, Any]],
+) -> tuple[str, int]:
+    from rknb import __version__
+    from rknb.audit import at_or_above, to_json, to_junit, to_sarif, to_text
+    from rknb.audit.output import printable
+
+    # One process. With the garbage collector on, a forked reader and rule worker
+    # (read_and_validate and audit take ``workers``) cost more on 2 cores than they saved
+    # (4.05 s against 3.5 s for 10,000 objects). With it off, a forked reader of half the
+    # files gains on an otherwise idle machine (2.43 s against 2.61 s, mean of six runs at
+    # load 1.2) but loses as soon as the second core is busy: in the benchmark, whose
+    # memory sampler shares the machine, 2.7-4.0 s against 2.6-3.0 s serial.
     inputs, invalid = (
-        read_and_validate(paths, kube_version=kube_version, workers=workers)
+        read_and_validate(paths, kube_version=kube_version, workers=1)
         if paths
         else (AuditInputs(), [])
     )
@@ -1065,8 +1186,9 @@ def audit_command(
     if kube_version and objects:
         errors.extend(validate_objects(objects, kube_version))
     errors.extend(invalid)
-    report = audit(everything, rules=rules, config=config, workers=workers)
+    report = audit(everything, rules=rules, config=config, workers=1)
     report.skipped.extend(_skipped_of(d) for d in inputs.skipped)
+    errors.extend(_input_error(e) for e in report.errors)
 
     if output_format == "json":
         text = to_json(report, extra={"errors": _error_rows(errors)})
@@ -1076,8 +1198,14 @@ def audit_command(
         text = _with_errors_junit(to_junit(report), errors)
     else:
         text = to_text(report)
+        if inputs.warnings:
+            text += f"\nWarnings ({len(inputs.warnings)}):\n" + "".join(
+                f"    {printable(e.text())}\n" for e in inputs.warnings
+            )
         if errors:
-            text += f"\nErrors ({len(errors)}):\n" + "".join(f"    {e.text()}\n" for e in errors)
+            text += f"\nErrors ({len(errors)}):\n" + "".join(
+                f"    {printable(e.text())}\n" for e in errors
+            )
         blocking = len(at_or_above(report, fail_on))
         text += (
             f"\n{inputs.files} file(s), {len(everything)} object(s); {blocking} finding(s) at "
@@ -1085,6 +1213,14 @@ def audit_command(
         )
     failed = bool(at_or_above(report, fail_on)) or bool(errors)
     return text, 1 if failed else 0
+
+
+def _input_error(error: Any) -> InputError:
+    # An object field the rules could not read (rknb.audit.ObjectError), where the object is.
+    path, _, line = (error.source or "").rpartition(":")
+    if not line.isdigit():
+        path, line = error.source or "(objects)", ""
+    return InputError(path, int(line) if line else None, None, error.message)
 
 
 def _skipped_of(document: SkippedDocument) -> Any:

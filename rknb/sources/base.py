@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rknb.catalog import Selector
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SUPPORTED_KINDS",
@@ -121,6 +122,8 @@ class ObjectSource(Protocol):
 
 def empty_frame(labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """Return an answer with no series but the right columns and dtypes."""
+    import pandas as pd
+
     columns: dict[str, Any] = {"timestamp": pd.Series([], dtype="datetime64[ns, UTC]")}
     for label in labels:
         columns[label] = pd.Series([], dtype="object")

@@ -8,6 +8,7 @@ from typing import Any
 from rknb.audit.model import AuditConfig, ObjectIndex, Violation, object_namespace
 from rknb.audit.objects import (
     hpa_for,
+    int_field,
     max_unavailable,
     name_of,
     pod_labels,
@@ -215,7 +216,7 @@ def hpa_vs_pdb(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
         )
         if workload is None:
             continue
-        low = int(spec.get("minReplicas", 1))
+        low = int_field(spec.get("minReplicas"), 1)
         for pdb in pdbs_for(workload, index):
             value = (pdb.get("spec") or {}).get("minAvailable")
             if value is None:

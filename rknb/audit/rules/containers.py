@@ -12,6 +12,7 @@ from rknb.audit.objects import (
     WORKLOAD_KINDS,
     containers,
     effective_security,
+    int_field,
 )
 from rknb.audit.registry import rule
 
@@ -198,10 +199,10 @@ def run_as_non_root(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Vio
     """Yield containers whose effective settings allow UID 0 (pod settings inherited)."""
     for c in containers(obj, init=True):
         security = effective_security(obj, c)
-        user = security.get("runAsUser")
-        if user is not None and int(user) == 0:
+        user = int_field(security.get("runAsUser"), -1)
+        if user == 0:
             yield Violation(f"container {_name(c)!r} sets runAsUser 0 (root)", _name(c))
-        elif security.get("runAsNonRoot") is not True and not (user is not None and int(user) > 0):
+        elif security.get("runAsNonRoot") is not True and not user > 0:
             yield Violation(
                 f"container {_name(c)!r} sets neither runAsNonRoot: true nor a non-zero "
                 "runAsUser, at pod or container level",

@@ -11,7 +11,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rknb.audit.model import AuditConfig, Violation
-from rknb.audit.objects import WORKLOAD_KINDS, containers, effective_security, pod_spec
+from rknb.audit.objects import (
+    WORKLOAD_KINDS,
+    containers,
+    effective_security,
+    int_field,
+    pod_spec,
+)
 from rknb.audit.registry import rule
 
 __all__ = ["DANGEROUS_CAPABILITIES", "HIGH_ID", "SENSITIVE_HOST_PATHS", "capabilities"]
@@ -331,10 +337,10 @@ def high_uid(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]
     if pod_spec(obj).get("hostUsers") is False:
         return
     for c in containers(obj, init=True):
-        user = effective_security(obj, c).get("runAsUser")
-        if user is None:
+        user = int_field(effective_security(obj, c).get("runAsUser"), -1)
+        if user == -1:
             yield Violation(f"container {_name(c)!r} sets no runAsUser", _name(c))
-        elif int(user) < HIGH_ID:
+        elif user < HIGH_ID:
             yield Violation(f"container {_name(c)!r} runAsUser {user} is below {HIGH_ID}", _name(c))
 
 

@@ -114,11 +114,13 @@ def has_network_policy(index: ObjectIndex, config: AuditConfig) -> Iterator[Viol
 )
 def both_directions(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
     """Yield workloads whose policies isolate only Ingress or only Egress."""
+    # Each policy's directions, found once: one policy often selects hundreds of workloads.
+    directions = {id(p): policy_types(p) for p in index.of_kind("NetworkPolicy")}
     for obj in _workloads(index):
         policies = policies_for(obj, index)
         if not policies:
             continue
-        covered = set().union(*(policy_types(p) for p in policies))
+        covered = set().union(*(directions.get(id(p)) or policy_types(p) for p in policies))
         missing = {"Ingress", "Egress"} - covered
         if missing:
             yield Violation(f"no policy isolates {', '.join(sorted(missing))}", obj=obj)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rknb.audit.model import AuditConfig, ObjectIndex, Violation, object_namespace
-from rknb.audit.objects import name_of, pods_selected
+from rknb.audit.objects import int_field, name_of, pods_selected
 from rknb.audit.registry import rule
 
 __all__ = ["ingress_backends"]
@@ -105,7 +105,7 @@ def ingress_tls(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violati
 )
 def hpa_min(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield a violation when minReplicas (default 1) is below ``config.min_replicas``."""
-    low = int((obj.get("spec") or {}).get("minReplicas", 1))
+    low = int_field((obj.get("spec") or {}).get("minReplicas"), 1)
     if low < config.min_replicas:
         yield Violation(f"minReplicas is {low}, under {config.min_replicas}")
 
@@ -123,8 +123,9 @@ def hpa_min(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
 def hpa_range(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield a violation when minReplicas equals maxReplicas."""
     spec = obj.get("spec") or {}
-    low = int(spec.get("minReplicas", 1))
-    if spec.get("maxReplicas") is not None and int(spec["maxReplicas"]) <= low:
+    low = int_field(spec.get("minReplicas"), 1)
+    high = int_field(spec.get("maxReplicas"), -1)
+    if high != -1 and high <= low:
         yield Violation(f"minReplicas {low} equals maxReplicas {spec['maxReplicas']}")
 
 

@@ -12,6 +12,7 @@ from rknb.audit.objects import (
     WORKLOAD_KINDS,
     containers,
     hpa_for,
+    int_field,
     name_of,
     pod_labels,
     pod_spec,
@@ -251,7 +252,7 @@ def probe_port(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violatio
                     ok = port in names
                 else:
                     # Declaring ports is optional; a number is checked only against a list.
-                    ok = not declared or int(port) in numbers
+                    ok = not declared or int_field(port, -1) in numbers
                 if not ok:
                     yield Violation(
                         f"container {_name(c)!r} {kind} port {port!r} is not declared in ports",
@@ -438,8 +439,7 @@ def _hostname_anti_affinity(obj: Mapping[str, Any]) -> bool:
 )
 def anti_affinity(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield multi-replica workloads whose pods repel no copies of themselves per node."""
-    replicas = (obj.get("spec") or {}).get("replicas")
-    if replicas is not None and int(replicas) < 2:
+    if int_field((obj.get("spec") or {}).get("replicas"), 2) < 2:
         return
     if not _hostname_anti_affinity(obj):
         yield Violation("no podAntiAffinity term on kubernetes.io/hostname selects its own pods")
