@@ -12,18 +12,42 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # jsonschema (imported by nbformat and papermill) builds an IRI grammar with lark on import
 # when rfc3987-syntax is installed: about 1 s of every command's start for a format check
 # rknb never uses. The command owns its process, so it opts out here.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
-from rknb import report  # noqa: E402
 from rknb.errors import ParameterError, RknbError, RunError  # noqa: E402
+
+
+class _LazyReport:
+    """:mod:`rknb.report`, imported on first use: it loads nbformat, which `rknb audit` skips."""
+
+    def __getattr__(self, name: str) -> Any:
+        from rknb import report as module
+
+        return getattr(module, name)
+
+
+class _LazySeverities(Sequence[str]):
+    """``rknb.report.SEVERITIES``, read when ``run --fail-on`` is parsed or its help printed."""
+
+    def __getitem__(self, index: Any) -> Any:
+        return report.SEVERITIES[index]
+
+    def __len__(self) -> int:
+        return len(report.SEVERITIES)
+
+
+if TYPE_CHECKING:
+    from rknb import report
+else:
+    report = _LazyReport()
 
 __all__ = ["build_parser", "main"]
 
@@ -31,9 +55,18 @@ logger = logging.getLogger(__name__)
 
 PROG = "rknb"
 
+#: Stands for ``rknb.report.exit_code_table()`` in an epilog until the help is printed.
+_EXIT_CODE_TABLE = "\x00exit-code-table\x00"
+
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and exit with the usage code."""
+
+    def format_help(self) -> str:
+        """Return the help text, with the exit code table filled in."""
+        if self.epilog and _EXIT_CODE_TABLE in self.epilog:
+            self.epilog = self.epilog.replace(_EXIT_CODE_TABLE, report.exit_code_table())
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         if "-p" in message and "expected 2 arguments" in message:
@@ -59,7 +92,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``rknb`` command."""
-    epilog = "exit codes:\n" + report.exit_code_table()
+    epilog = "exit codes:\n" + _EXIT_CODE_TABLE
     parser = _Parser(
         prog=PROG,
         description="Operational notebooks for SREs: run them headlessly and write reports.",
@@ -97,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show-code", action="store_true", help="keep the code in the HTML report")
     run.add_argument(
         "--fail-on",
-        choices=report.SEVERITIES,
+        choices=_LazySeverities(),
         metavar="SEVERITY",
-        help=f"exit 1 on a finding this severe or more ({', '.join(report.SEVERITIES)})",
+        help="exit 1 on a finding this severe or more (%(choices)s)",
     )
     run.add_argument("--kernel", metavar="NAME", help="a kernelspec (default: this Python)")
 
@@ -195,16 +228,21 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
 
 def _load_parameters_file(path: str) -> dict[str, object]:
-    import yaml
+    from rknb.errors import ManifestError
+    from rknb.yamlfile import load_yaml_documents
 
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParameterError("-f", f"cannot read {path!r}: {exc.strerror}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError("-f", f"cannot read {path!r}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        # rknb's one YAML reader: aliases that expand without bound are refused.
+        documents = load_yaml_documents(text, path=path)
+    except ManifestError as exc:
         raise ParameterError("-f", f"{path!r} is not valid YAML: {exc}") from exc
+    if len(documents) > 1:
+        raise ParameterError("-f", f"{path!r} holds {len(documents)} YAML documents; write one")
+    data = documents[0][0] if documents else None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -300,6 +338,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise RunError(
             "no notebooks are shipped with this installation", exit_code=report.EXIT_INFRASTRUCTURE
         )
+    from concurrent.futures import ProcessPoolExecutor
+
     worst = report.EXIT_OK
     done = 0
     with ProcessPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
@@ -323,7 +363,7 @@ def _add_run_matrix(commands: Any) -> None:
             "Run every notebook of a matrix file on every cluster and namespace in parallel "
             "processes, append the runs to the report root's history and rewrite its index."
         ),
-        epilog="exit codes: the worst of the runs' codes\n" + report.exit_code_table(),
+        epilog="exit codes: the worst of the runs' codes\n" + _EXIT_CODE_TABLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     matrix.add_argument("matrix", metavar="MATRIX", help="the matrix file (YAML)")
@@ -515,7 +555,7 @@ def _add_record(commands: Any) -> None:
             "every query answer and object list they get (never Secret data) into one bundle "
             "folder, which '-p prometheus BUNDLE -p cluster BUNDLE' replays offline."
         ),
-        epilog="exit codes: the worst of the runs' codes\n" + report.exit_code_table(),
+        epilog="exit codes: the worst of the runs' codes\n" + _EXIT_CODE_TABLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     record.add_argument("bundle", metavar="BUNDLE", help="the bundle folder to write")
@@ -558,6 +598,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
     unknown = sorted(k for k in given if not any(k in params for params in declared.values()))
     if unknown:
         raise ParameterError(unknown[0], f"is not a parameter of any of {', '.join(names)}")
+    # Every value is checked before the bundle folder is touched, so a typo leaves nothing.
+    for name in names:
+        report.coerce_parameters(
+            declared[name], {k: v for k, v in given.items() if k in declared[name]}
+        )
+    output = Path(args.output if args.output is not None else "reports")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(
+            f"cannot create the report folder {output}: {exc.strerror}; choose another --output",
+            exit_code=report.EXIT_INFRASTRUCTURE,
+        ) from exc
     bundle = Path(args.bundle).resolve()
     for option in ("prometheus", "cluster"):
         spec = str(given.get(option, ""))
@@ -573,14 +626,21 @@ def _cmd_record(args: argparse.Namespace) -> int:
         known = [t for t in (reference_time_of(s) for s in specs) if t is not None]
         now = known[0] if known else datetime.now(UTC).replace(microsecond=0)
     given["report_time"] = format_time(now)
-    start_bundle(
-        bundle,
-        now,
-        description=f"rknb record of {', '.join(names)}",
-        metrics_source=redact(str(given.get("prometheus", "demo"))),
-        objects_source=redact(str(given.get("cluster", "demo"))),
-        force=args.force,
-    )
+    try:
+        start_bundle(
+            bundle,
+            now,
+            description=f"rknb record of {', '.join(names)}",
+            metrics_source=redact(str(given.get("prometheus", "demo"))),
+            objects_source=redact(str(given.get("cluster", "demo"))),
+            force=args.force,
+        )
+    except OSError as exc:
+        raise RunError(
+            f"cannot write the bundle folder {bundle}: {exc.strerror or exc}; "
+            "name a folder that can be created and written",
+            exit_code=report.EXIT_INFRASTRUCTURE,
+        ) from exc
     print(f"recording into {bundle} (report_time {given['report_time']})", flush=True)
 
     printing = threading.Lock()  # one whole line at a time from the worker threads
@@ -607,8 +667,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
             with printing:
                 print(f"[{done}/{len(names)}] {result.message} ({took:.1f} s)", flush=True)
                 print(f"    report: {result.html_path}", flush=True)
-            if result.status != "ok":
-                worst = max(worst, result.exit_code)
+            worst = max(worst, result.exit_code)  # a failed verdict (1) counts too
     index = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     print(
         f"bundle: {bundle} ({len(index['metrics'])} query answers, "
@@ -633,7 +692,12 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rknb`` command line; return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "record" and not any(e.startswith("-") for e in extra):
+        args.notebooks = [*args.notebooks, *extra]  # notebooks named after the options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _configure_logging(args.verbose)
     try:
         return _COMMANDS[args.command](args)

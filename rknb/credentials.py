@@ -12,12 +12,17 @@ import os
 import re
 from collections.abc import Mapping
 
-__all__ = ["REDACTED", "redact", "secret_env_values"]
+__all__ = ["REDACTED", "SECRET_ENV_NAME", "looks_secret_name", "redact", "secret_env_values"]
 
 REDACTED = "<redacted>"
 
 _SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
 _MIN_SECRET_LEN = 4
+
+#: Names of environment variables (in pods, manifests) that suggest a credential.
+SECRET_ENV_NAME = re.compile(
+    r"PASSW(?:OR)?D|PASSPHRASE|TOKEN|SECRET|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL", re.I
+)
 
 _PATTERNS = (
     # Authorization / Proxy-Authorization header values, whatever the scheme.
@@ -64,3 +69,8 @@ def redact(text: str, *, environ: Mapping[str, str] | None = None) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def looks_secret_name(name: str) -> bool:
+    """Return whether an environment variable's name suggests it holds a credential."""
+    return SECRET_ENV_NAME.search(name) is not None

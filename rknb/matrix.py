@@ -36,7 +36,8 @@ from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
 
 from rknb import report
-from rknb.errors import ParameterError, RknbError, RunError
+from rknb.errors import ManifestError, ParameterError, RknbError, RunError
+from rknb.yamlfile import load_yaml_documents
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -304,18 +305,21 @@ def parse_matrix(data: Any, *, source: str = "<matrix>") -> Matrix:
 
 def load_matrix(path: str | os.PathLike[str]) -> Matrix:
     """Return the matrix of a YAML (or JSON) file."""
-    import yaml
-
     text_path = os.fspath(path)
     try:
         text = Path(text_path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParameterError("matrix", f"cannot read {text_path!r}: {exc.strerror}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError("matrix", f"cannot read {text_path!r}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        # rknb's one YAML reader: aliases that expand without bound are refused.
+        documents = load_yaml_documents(text, path=text_path)
+    except ManifestError as exc:
         raise ParameterError("matrix", f"{text_path!r} is not valid YAML: {exc}") from exc
-    return parse_matrix(data, source=text_path)
+    if len(documents) > 1:
+        raise ParameterError(
+            "matrix", f"{text_path!r} holds {len(documents)} YAML documents; write one"
+        )
+    return parse_matrix(documents[0][0] if documents else None, source=text_path)
 
 
 def expand(

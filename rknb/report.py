@@ -62,6 +62,7 @@ from typing import Any
 
 import nbformat
 
+from rknb.credentials import redact
 from rknb.errors import ParameterError, RunError
 from rknb.times import format_time, parse_time
 
@@ -112,7 +113,7 @@ EXIT_INFRASTRUCTURE = 7
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success: the run completed and its verdict, if any, passed",
     EXIT_FINDINGS: "the verdict failed, or findings at or above --fail-on were reported",
-    EXIT_USAGE: "bad usage: unknown notebook or parameter, wrong type, bad option",
+    EXIT_USAGE: "bad usage: unknown notebook or parameter, wrong type or refused value, bad option",
     EXIT_CELL_ERROR: "a cell raised (sys.exit() included); the partial notebook is kept",
     EXIT_KERNEL_DIED: "the kernel died (out of memory, os._exit, crash): retry or alert",
     EXIT_TIMEOUT: "timeout: a cell or the whole run took longer than allowed",
@@ -302,7 +303,20 @@ def coerce_parameters(
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ParameterError(name, f"is not a parameter of this notebook; {hint}known: {known}")
         coerced[name] = _coerce_one(declared[name], value)
+        _refuse_credentials(name, coerced[name])
     return coerced
+
+
+def _refuse_credentials(name: str, value: object) -> None:
+    """Refuse a parameter that carries a credential: papermill copies parameters into reports."""
+    if isinstance(value, str) and redact(value, environ={}) != value:
+        raise ParameterError(
+            name,
+            "carries a credential (a user:password@ or token in a URL, or a token= or "
+            "password= value), and parameters are copied into every report; give "
+            "credentials by file or environment variable instead "
+            "(RKNB_PROMETHEUS_TOKEN_FILE, RKNB_PROMETHEUS_TOKEN_ENV or the configuration file)",
+        )
 
 
 def _is_offline(spec: str, notebook_dir: Path) -> bool:
@@ -553,7 +567,9 @@ def _judge(
         }
     if errors:
         index, out = errors[0]
-        return EXIT_CELL_ERROR, {
+        # A notebook refusing a parameter's value is bad usage, as a wrong type is.
+        code = EXIT_USAGE if out.get("ename") == "ParameterError" else EXIT_CELL_ERROR
+        return code, {
             "cell_index": index,
             "ename": str(out.get("ename", "")),
             "evalue": str(out.get("evalue", "")),

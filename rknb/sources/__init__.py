@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rknb.catalog import load_catalog
 from rknb.config import load_config
@@ -29,22 +30,21 @@ from rknb.sources.base import (
     Window,
     empty_frame,
 )
-from rknb.sources.bundle import (
-    RECORD_ENV,
-    BundleMetricsSource,
-    BundleObjectSource,
-    BundleRecorder,
-    bundle_recorded_at,
-    is_bundle,
-    open_bundle,
-    recording_target,
-    start_bundle,
-)
 from rknb.sources.cluster import ClusterSource
 from rknb.sources.demo import open_demo
 from rknb.sources.manifests import ManifestSource, SkippedDocument
 from rknb.sources.objects import ObjectListSource
-from rknb.sources.prometheus import PrometheusSource
+
+if TYPE_CHECKING:
+    from rknb.sources.bundle import (
+        RECORD_ENV,
+        BundleMetricsSource,
+        BundleObjectSource,
+        BundleRecorder,
+        open_bundle,
+        start_bundle,
+    )
+    from rknb.sources.prometheus import PrometheusSource
 
 __all__ = [
     "RECORD_ENV",
@@ -70,6 +70,32 @@ __all__ = [
     "reference_time_of",
     "start_bundle",
 ]
+
+# The bundle and Prometheus modules load numpy and pandas: they are imported on first use,
+# so that `rknb audit` (which reads manifests through this package) starts without them.
+_LAZY = {
+    "RECORD_ENV": "rknb.sources.bundle",
+    "BundleMetricsSource": "rknb.sources.bundle",
+    "BundleObjectSource": "rknb.sources.bundle",
+    "BundleRecorder": "rknb.sources.bundle",
+    "bundle_recorded_at": "rknb.sources.bundle",
+    "is_bundle": "rknb.sources.bundle",
+    "open_bundle": "rknb.sources.bundle",
+    "recording_target": "rknb.sources.bundle",
+    "start_bundle": "rknb.sources.bundle",
+    "PrometheusSource": "rknb.sources.prometheus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Return a name of the bundle or Prometheus module, importing it on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -140,6 +166,9 @@ def open_metrics(
 def _open_metrics(
     spec: str, seed: int | None, cluster: str | None, report_time: datetime | None
 ) -> MetricsSource:
+    from rknb.sources.bundle import is_bundle, open_bundle
+    from rknb.sources.prometheus import PrometheusSource
+
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, seed, "prometheus")
     if is_demo:
@@ -165,6 +194,13 @@ def _open_metrics(
 
 
 def _recording_into(source: MetricsSource | ObjectSource, name: str) -> Path | None:
+    from rknb.sources.bundle import (
+        RECORD_ENV,
+        BundleMetricsSource,
+        BundleObjectSource,
+        recording_target,
+    )
+
     target = recording_target()
     if target is None:
         return None
@@ -184,6 +220,8 @@ def _recorded_metrics(source: MetricsSource, report_time: datetime | None) -> Me
     target = _recording_into(source, "prometheus")
     if target is None:
         return source
+    from rknb.sources.bundle import BundleRecorder
+
     return BundleRecorder(source, None, target, report_time=report_time, append=True).metrics
 
 
@@ -191,6 +229,8 @@ def _recorded_objects(source: ObjectSource) -> ObjectSource:
     target = _recording_into(source, "cluster")
     if target is None:
         return source
+    from rknb.sources.bundle import BundleRecorder
+
     return BundleRecorder(None, source, target, append=True).objects
 
 
@@ -227,6 +267,8 @@ def open_objects(
 
 
 def _open_objects(spec: str, namespace: str | None, kubeconfig: str | None) -> ObjectSource:
+    from rknb.sources.bundle import is_bundle, open_bundle
+
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, None, "cluster")
     if is_demo:
@@ -272,6 +314,8 @@ def reference_time_of(spec: str) -> datetime | None:
         from rknb.scenario import END
 
         return END
+    from rknb.sources.bundle import bundle_recorded_at, is_bundle
+
     if spec and not _is_url(spec) and is_bundle(spec):
         return bundle_recorded_at(spec)
     return None

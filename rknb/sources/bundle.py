@@ -523,7 +523,14 @@ class _Replay:
                 f"bundle {self.path} has no recorded answer for {_describe(question)}; record "
                 "the bundle again with the same parameters, or run on a live source"
             )
-        file = self.path / entry["file"]
+        name = entry.get("file") if isinstance(entry, dict) else None
+        file = (self.path / name).resolve() if isinstance(name, str) else None
+        # A bundle comes attached to tickets: its index may only name files inside it.
+        if file is None or not file.is_relative_to(self.path.resolve()):
+            raise BundleError(
+                f"bundle {self.path}: the answer for {_describe(question)} names the file "
+                f"{name!r}, which is not inside the bundle; the bundle is damaged or was edited"
+            )
         try:
             return json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -4,15 +4,17 @@ The manifest, demo and bundle sources all end in a list of objects held in
 memory; this module answers ``list(kind, namespace)`` over such a list. The
 shared rules live here too, so that every source applies them the same way:
 which kinds are cluster-scoped, how a kind name is checked, and how a Secret
-loses its values before anyone sees it.
+(or a password written into a pod's env) loses its values before anyone sees it.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
+from rknb.credentials import REDACTED, looks_secret_name
 from rknb.errors import ParameterError
 from rknb.sources.base import SUPPORTED_KINDS, KubeObject
 
@@ -57,15 +59,20 @@ def is_cluster_scoped(kind: str) -> bool:
     return kind in CLUSTER_SCOPED_KINDS
 
 
+#: kubectl apply keeps a copy of the whole object, values included, in this annotation.
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def strip_secret(obj: KubeObject) -> KubeObject:
     """Return the object without Secret values: ``data``/``stringData`` become ``dataKeys``.
 
-    Objects of other kinds come back unchanged. The key names are kept (sorted)
+    Objects of other kinds come back unchanged but for secret-looking literal env
+    values, which become ``<redacted>``. The key names are kept (sorted)
     because an audit needs them ("which Secret holds ``api-key``"); the values
     never leave this function.
     """
     if obj.get("kind") != "Secret":
-        return obj
+        return _without_literal_credentials(obj)
     # Stripping twice must not lose the names recorded the first time.
     existing = obj.get("dataKeys")
     keys: set[str] = {str(k) for k in existing} if isinstance(existing, list) else set()
@@ -79,11 +86,60 @@ def strip_secret(obj: KubeObject) -> KubeObject:
     # kubectl apply keeps the whole Secret, values included, in this annotation.
     metadata = stripped.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    last_applied = "kubectl.kubernetes.io/last-applied-configuration"
-    if isinstance(annotations, dict) and last_applied in annotations:
-        annotations = {k: v for k, v in annotations.items() if k != last_applied}
+    if isinstance(annotations, dict) and _LAST_APPLIED in annotations:
+        annotations = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
         stripped["metadata"] = {**metadata, "annotations": annotations}  # type: ignore[dict-item]
     return stripped
+
+
+def _pod_specs(obj: KubeObject) -> list[dict[str, Any]]:
+    """Return the pod specs inside a Pod, a workload or a CronJob."""
+    spec = obj.get("spec")
+    found: list[dict[str, Any]] = []
+    for _ in range(3):  # Pod, template.spec, jobTemplate.spec.template.spec
+        if not isinstance(spec, dict):
+            break
+        if isinstance(spec.get("containers"), list):
+            found.append(spec)
+            break
+        inner = spec.get("jobTemplate", spec.get("template"))
+        spec = inner.get("spec") if isinstance(inner, dict) else None
+    return found
+
+
+def _literal_credentials(obj: KubeObject) -> Iterator[dict[str, Any]]:
+    """Yield the env entries of the object's containers that hold a secret-looking literal."""
+    for spec in _pod_specs(obj):
+        for field in ("initContainers", "containers", "ephemeralContainers"):
+            for container in spec.get(field) or []:
+                envs = container.get("env") if isinstance(container, dict) else None
+                for env in envs if isinstance(envs, list) else []:
+                    if (
+                        isinstance(env, dict)
+                        and env.get("value") not in (None, "", REDACTED)
+                        and looks_secret_name(str(env.get("name", "")))
+                    ):
+                        yield env
+
+
+def _without_literal_credentials(obj: KubeObject) -> KubeObject:
+    """Return the object with secret-looking literal env values replaced by ``<redacted>``.
+
+    A literal ``value`` under a name such as ``DB_PASSWORD`` is a credential however
+    badly it was stored; an audit needs only to know it is there, so the value is
+    replaced (and kubectl's last-applied copy of the object dropped) before the
+    object reaches a notebook, a bundle or a report.
+    """
+    if next(_literal_credentials(obj), None) is None:
+        return obj
+    cleaned = copy.deepcopy(obj)
+    for env in list(_literal_credentials(cleaned)):
+        env["value"] = REDACTED
+    metadata = cleaned.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict):
+        annotations.pop(_LAST_APPLIED, None)
+    return cleaned
 
 
 def _namespace_of(obj: KubeObject) -> str | None:

@@ -126,3 +126,56 @@ def test_demo_runs_every_notebook_and_writes_the_index(monkeypatch, tmp_path, ca
 def test_demo_rejects_bad_jobs(bad):
     done = rknb("demo", *bad)
     assert done.returncode == 2 and "--jobs" in done.stderr
+
+
+@pytest.fixture
+def fixture_notebooks(monkeypatch):
+    notebooks = {"ok": DATA / "ok.ipynb", "raises": DATA / "raises.ipynb"}
+    monkeypatch.setattr(report, "list_notebooks", lambda: notebooks)
+    monkeypatch.setattr(report, "resolve_notebook", lambda name: notebooks[name])
+
+
+def test_record_checks_every_value_before_creating_the_bundle(fixture_notebooks, tmp_path):
+    bundle = tmp_path / "bundle"
+    code = cli.main(
+        ["record", str(bundle), "ok", "-p", "replicas", "many", "--output", str(tmp_path)]
+    )
+    assert code == report.EXIT_USAGE
+    assert not bundle.exists()
+
+
+def test_record_takes_notebooks_named_after_the_options_and_exits_with_the_verdict(
+    fixture_notebooks, tmp_path, capsys
+):
+    bundle = tmp_path / "bundle"
+    code = cli.main(
+        ["record", str(bundle), "-p", "passed", "no", "--output", str(tmp_path / "out"), "ok"]
+    )
+    out = capsys.readouterr().out
+    assert code == report.EXIT_FINDINGS  # the verdict failed: not a success
+    assert "[1/1]" in out and "raises" not in out
+    assert (bundle / "bundle.json").is_file()
+
+
+def test_record_into_a_file_is_a_clear_infrastructure_error(fixture_notebooks, tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("not a folder\n")
+    code = cli.main(["record", str(target), "ok", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == report.EXIT_INFRASTRUCTURE
+    assert "cannot write the bundle folder" in err and "Traceback" not in err
+    assert target.read_text() == "not a folder\n"
+
+
+def test_an_alias_bomb_in_a_parameters_file_is_refused(tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    params = tmp_path / "params.yaml"
+    params.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    done = rknb("run", OK, "-f", str(params), "--output", str(tmp_path / "out"))
+    assert done.returncode == 2 and "alias bomb" in done.stderr
+    assert time.monotonic() - started < 30

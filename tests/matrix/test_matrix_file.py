@@ -151,3 +151,31 @@ def test_namespaces_default_to_all_namespaces():
     doc = _doc()
     del doc["namespaces"]
     assert matrix.parse_matrix(doc).namespaces == ("",)
+
+
+ALIAS_BOMB = "".join(
+    [
+        "a: &a [x, x, x, x, x, x, x, x, x]\n",
+        *(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+    ]
+)
+
+
+def test_an_alias_bomb_in_a_matrix_file_is_refused_quickly(tmp_path):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "clusters: [{name: east}]\nnamespaces: [shop]\nnotebooks: [audit]\n"
+        "parameters:\n  bomb:\n" + "".join("    " + line + "\n" for line in ALIAS_BOMB.splitlines())
+    )
+    with pytest.raises(ParameterError, match="alias bomb"):
+        matrix.load_matrix(path)
+
+
+def test_a_matrix_file_of_two_documents_is_refused(tmp_path):
+    path = tmp_path / "fleet.yaml"
+    path.write_text("clusters: [{name: east}]\n---\nclusters: [{name: west}]\n")
+    with pytest.raises(ParameterError, match="2 YAML documents"):
+        matrix.load_matrix(path)

@@ -26,6 +26,7 @@ def fixture_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, report.R
             {},
         ),
         "raises": ("raises.ipynb", {}, out, {}),
+        "refuses": ("refuses.ipynb", {}, out, {}),
         "sysexit": ("sysexit.ipynb", {}, out, {}),
         "dies": ("dies.ipynb", {}, out, {}),
         "sleeps": ("sleeps.ipynb", {}, out, {"timeout_s": 6.0}),

@@ -168,3 +168,33 @@ def test_a_live_source_takes_the_wall_clock():
         now=now,
     )
     assert got == "2026-12-04T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://admin:hunter3@prometheus.example:9090/",
+        "http://127.0.0.1:9090/?access_token=QSLEAK1",
+        "token=abc123",
+    ],
+)
+def test_a_credential_in_a_parameter_is_refused_without_echoing_it(declared, value):
+    with pytest.raises(ParameterError) as caught:
+        report.coerce_parameters(declared, {"label": value})
+    message = str(caught.value)
+    assert "'label'" in message and "credential" in message
+    assert "hunter3" not in message and "QSLEAK1" not in message and "abc123" not in message
+
+
+def test_a_credential_parameter_writes_no_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a process was started"))
+    with pytest.raises(ParameterError):
+        report.run_notebook(
+            DATA / "ok.ipynb", {"label": "https://u:pw1234@h.example/"}, output_dir=tmp_path
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_urls_and_promql_are_not_taken_for_credentials(declared):
+    for value in ("https://prometheus.example:9090/", 'sum(rate(x{job="api"}[5m])) < 0.01'):
+        assert report.coerce_parameters(declared, {"label": value}) == {"label": value}

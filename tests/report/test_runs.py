@@ -112,6 +112,13 @@ def test_failing_cell_keeps_partial_notebook_and_exits_3(fixture_runs):
     assert report.read_results(run.run_dir)["status"] == "failed"
 
 
+def test_a_value_the_notebook_refuses_is_bad_usage_exit_2(fixture_runs):
+    run = fixture_runs["refuses"]
+    assert run.exit_code == report.EXIT_USAGE and run.status == "failed"
+    assert run.error["ename"] == "ParameterError"
+    assert "parameter 'limit': must be 0 or more, got -1" in run.error["evalue"]
+
+
 def test_sys_exit_zero_is_a_failure_not_a_success(fixture_runs):
     run = fixture_runs["sysexit"]
     assert run.exit_code == report.EXIT_CELL_ERROR

@@ -326,3 +326,16 @@ def test_a_range_over_another_window_is_another_answer(tmp_path):
     assert hourly["value"].tolist() == [3600.0] * 3
     with pytest.raises(BundleError, match="over 60s"):
         metrics.query_range("request_increase", SELECTOR, WINDOW, window_s=60)
+
+
+@pytest.mark.parametrize("name", ["../outside.json", "/etc/hostname", 5])
+def test_an_index_naming_a_file_outside_the_bundle_is_refused(recorded, name):
+    path, _ = recorded
+    (path.parent / "outside.json").write_text('{"kind": "planted"}', encoding="utf-8")
+    index = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+    for entry in index["objects"].values():
+        entry["file"] = name
+    (path / "bundle.json").write_text(json.dumps(index), encoding="utf-8")
+    _, objects = open_bundle(path)
+    with pytest.raises(BundleError, match="not inside the bundle"):
+        objects.list("Deployment", "shop")

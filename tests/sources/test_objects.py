@@ -63,3 +63,44 @@ def test_get_finds_one_object_or_none():
     source = ObjectListSource(OBJECTS, description="test")
     assert source.get("Pod", "one", "a")["metadata"]["name"] == "a"
     assert source.get("Pod", "one", "b") is None
+
+
+def _cronjob(env: list[dict]) -> dict:
+    pod = {"containers": [{"name": "report", "env": env}]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": "report",
+            "namespace": "shop",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...s3cr3t...}"},
+        },
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}},
+    }
+
+
+def test_a_password_written_into_a_pods_env_is_redacted_and_other_values_kept():
+    env = [
+        {"name": "DB_PASSWORD", "value": "s3cr3t-value"},
+        {"name": "api_key", "value": "k-123456"},
+        {"name": "LOG_LEVEL", "value": "debug"},
+        {"name": "TOKEN_FILE_FROM_REF", "valueFrom": {"secretKeyRef": {"name": "t", "key": "k"}}},
+    ]
+    original = _cronjob(env)
+    cleaned = strip_secret(original)
+    envs = cleaned["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e.get("value") for e in envs] == ["<redacted>", "<redacted>", "debug", None]
+    assert envs[3]["valueFrom"]["secretKeyRef"]["name"] == "t"
+    assert "annotations" not in cleaned["metadata"] or not cleaned["metadata"]["annotations"]
+    assert "s3cr3t" not in repr(cleaned)
+    assert (
+        original["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"][0][
+            "value"
+        ]
+        == "s3cr3t-value"
+    )  # the caller's object is left alone
+
+
+def test_an_object_without_literal_credentials_is_returned_as_is():
+    obj = _cronjob([{"name": "LOG_LEVEL", "value": "debug"}])
+    assert strip_secret(obj) is obj

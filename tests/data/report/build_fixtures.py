@@ -122,6 +122,20 @@ def main() -> None:
         ),
     )
     write(
+        "refuses.ipynb",
+        notebook(
+            "Refuses a parameter value in a cell",
+            "limit: int = -1  # how many items to accept\n",
+            code(
+                "from rknb.errors import ParameterError\n"
+                "if limit < 0:\n"
+                "    raise ParameterError('limit', f'must be 0 or more, got {limit}')",
+                "check",
+            ),
+            code(SENTINEL_CELL, "sentinel"),
+        ),
+    )
+    write(
         "sysexit.ipynb",
         notebook(
             "Calls sys.exit(0)",
