@@ -36,6 +36,16 @@ from rknb.sources.base import Window
 from rknb.times import parse_duration
 from rknb.yamlfile import dump_yaml
 
+# Each setting is checked here, under the name it has above, before any data is read.
+nb.require(0 < slo_target < 1, "slo_target", "a fraction between 0 and 1 (0.999)", slo_target)
+nb.require(0 < latency_target < 1, "latency_target", "a fraction between 0 and 1", latency_target)
+nb.require(regression_factor > 1, "regression_factor", "a factor above 1", regression_factor)
+for _name, _text in (("slo_period", slo_period), ("latency_threshold", latency_threshold),
+                     ("apdex_threshold", apdex_threshold), ("baseline_window", baseline_window),
+                     ("min_regression", min_regression), ("scrape_interval", scrape_interval),
+                     ("step", step)):
+    nb.require(parse_duration(_text, name=_name) > 0, _name, "a positive duration", _text)
+
 run = nb.start(
     prometheus=prometheus,
     cluster=cluster,
@@ -54,6 +64,13 @@ window_buckets = run.query_instant(
     "request_duration_bucket_increase", window_s=run.window.duration_s
 )
 window_requests = run.query_instant("request_increase", window_s=run.window.duration_s)
+# The SLO is judged over its own period, or over the window when the history is shorter.
+slo_history_s = min(run.window.duration_s, parse_duration(slo_period, name="slo_period"))
+slo_requests = (
+    window_requests
+    if slo_history_s == run.window.duration_s
+    else run.query_instant("request_increase", window_s=slo_history_s)
+)
 markers = latency.deploy_markers(
     run.list("ReplicaSet"), run.query_range("replicaset_ready_replicas")
 )
@@ -78,12 +95,13 @@ quantiles = latency.latency_quantiles(buckets).pivot(
 overall = latency.latency_quantiles(window_buckets).set_index("quantile")["value_s"]
 ratio = latency.error_ratio(requests)
 total, errors = latency.request_totals(window_requests)
+slo_total, slo_errors = latency.request_totals(slo_requests)
 slo = latency.evaluate_availability_slo(
-    total,
-    errors,
+    slo_total,
+    slo_errors,
     target=slo_target,
     period_s=parse_duration(slo_period, name="slo_period"),
-    history_s=min(run.window.duration_s, parse_duration(slo_period, name="slo_period")),
+    history_s=slo_history_s,
 )
 exhaustion = latency.budget_exhaustion(
     slo.budget_remaining, slo.burn_rate, period_s=slo.period_s, now=run.window.end

@@ -45,9 +45,14 @@ import json
 
 import rknb.notebook as nb
 from rknb import drill, plots, rollout
-from rknb.errors import ParameterError
 from rknb.times import parse_duration
 
+# Every drill setting is checked before anything is read from or sent to the cluster.
+drill.check_parameters(
+    mode=mode, probe_url=probe_url, probe_query=probe_query, probe_interval_s=probe_interval_s,
+    timeout_s=timeout_s, max_recovery_s=max_recovery_s,
+    max_probe_error_ratio=max_probe_error_ratio, min_available=min_available,
+)
 run = nb.start(
     prometheus=prometheus,
     cluster=cluster,
@@ -132,8 +137,6 @@ drilled = None
 if source is not None:
     folder = drill.state_folder(state_dir, str(source.context or ""), namespace, workload)
     probe = None
-    if probe_url and probe_query:
-        raise ParameterError("probe_query", "give probe_url or probe_query, not both")
     if probe_url:
         probe = drill.http_probe(probe_url)
     elif probe_query:

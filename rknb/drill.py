@@ -223,6 +223,55 @@ class Objectives:
     max_probe_error_ratio: float = 0.01
 
 
+def check_parameters(
+    *,
+    mode: str,
+    probe_url: str = "",
+    probe_query: str = "",
+    probe_interval_s: float = 1.0,
+    timeout_s: float = 0.0,
+    max_recovery_s: float = 300.0,
+    max_probe_error_ratio: float = 0.01,
+    min_available: int = -1,
+) -> None:
+    """Refuse, naming the parameter, any drill setting that could only fail once under way.
+
+    Everything here is checked before the drill reads or changes the cluster, so a
+    typo never leaves a Deployment rolled back with nobody watching it.
+    """
+    if mode not in MODES:
+        raise ParameterError("mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    if not (math.isfinite(probe_interval_s) and probe_interval_s > 0):
+        raise ParameterError(
+            "probe_interval_s", f"must be a positive number of seconds, got {probe_interval_s!r}"
+        )
+    if not (math.isfinite(timeout_s) and timeout_s >= 0):
+        raise ParameterError(
+            "timeout_s",
+            f"must be 0 (the progress deadline plus a margin) or a positive number of "
+            f"seconds, got {timeout_s!r}",
+        )
+    if not (math.isfinite(max_recovery_s) and max_recovery_s > 0):
+        raise ParameterError(
+            "max_recovery_s", f"must be a positive number of seconds, got {max_recovery_s!r}"
+        )
+    if not 0 <= max_probe_error_ratio <= 1:
+        raise ParameterError(
+            "max_probe_error_ratio", f"must be a ratio from 0 to 1, got {max_probe_error_ratio!r}"
+        )
+    if min_available < -1:
+        raise ParameterError(
+            "min_available",
+            f"must be a replica count, or -1 for the Deployment's own floor; got {min_available}",
+        )
+    if probe_url and probe_query:
+        raise ParameterError("probe_query", "give probe_url or probe_query, not both")
+    if probe_url and urllib.parse.urlsplit(probe_url).scheme not in ("http", "https"):
+        raise ParameterError("probe_url", "must be an http:// or https:// URL")
+    if probe_query:
+        parse_bound(probe_query)
+
+
 def check_allowed(context: str, namespace: str, allowlist: Sequence[str]) -> None:
     """Refuse a context or namespace not on the allowlist (``context/ns`` or ``context/*``)."""
     entries = [e.strip() for e in allowlist if e.strip()]
@@ -765,6 +814,15 @@ def _run_rollback(
     pod_ready_s: float | None,
     watch_s: float,
 ) -> DrillResult:
+    # Checked again here for library callers: after the patch it would be too late.
+    check_parameters(
+        mode=mode,
+        probe_interval_s=interval_s,
+        timeout_s=timeout_s or 0.0,
+        max_recovery_s=objectives.max_recovery_s,
+        max_probe_error_ratio=objectives.max_probe_error_ratio,
+        min_available=-1 if objectives.min_available is None else objectives.min_available,
+    )
     context = str(source.context or "")
     state_file = write_starting_state(
         report_dir, deployment, replicasets, filename=STATE_FILES[mode], context=context

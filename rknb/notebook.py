@@ -34,6 +34,7 @@ __all__ = [
     "Run",
     "finish",
     "record",
+    "require",
     "show",
     "start",
 ]
@@ -198,6 +199,17 @@ def record(
     if findings is not None:
         payload["findings"] = findings
     _display({RESULTS_MIME: payload})
+
+
+def require(condition: bool, parameter: str, expected: str, value: Any) -> None:
+    """Refuse a parameter's value, naming the parameter, unless the condition holds.
+
+    A notebook checks its own parameters first with this, so a bad value fails in
+    the first cells with the name the user typed, not deep inside an analysis
+    function under the name that function gives it.
+    """
+    if not condition:
+        raise ParameterError(parameter, f"must be {expected}, got {value!r}")
 
 
 def show(markdown: str) -> None:

@@ -149,6 +149,14 @@ def test_an_unknown_parameter_fails_fast_naming_it(tmp_path: Path) -> None:
     assert not any(tmp_path.rglob("*.ipynb"))  # no kernel ran, nothing was written
 
 
+def test_a_value_out_of_range_is_refused_under_the_name_the_user_typed(tmp_path: Path) -> None:
+    completed = rknb(
+        "run", "latency_analysis", "-p", "slo_target", "1.0", "--output", str(tmp_path)
+    )
+    assert completed.returncode == 2  # bad usage, though a cell found it
+    assert "parameter 'slo_target': must be a fraction between 0 and 1" in completed.stdout
+
+
 def test_a_value_of_the_wrong_type_names_the_parameter_and_type(tmp_path: Path) -> None:
     completed = rknb(
         "run", "latency_analysis", "-p", "slo_target", "high", "--output", str(tmp_path)
