@@ -320,7 +320,7 @@ def _demo_one(name: str, output: str, timeout_s: float | None) -> dict[str, Any]
     line = (
         f"verdict {verdict.get('status')}: {verdict.get('summary', '')}"
         if isinstance(verdict, dict)
-        else result.message
+        else result.message.removeprefix(f"{name}: ")  # the caller prints the name
     )
     return {
         "name": name,
@@ -510,15 +510,15 @@ def _cmd_demo_live(args: argparse.Namespace) -> int:
                 "report_time": format_time(END),
             }
 
-            def one(name: str) -> tuple[str, report.RunResult]:
-                return name, report.run_notebook(
+            def one(name: str) -> report.RunResult:
+                return report.run_notebook(
                     name, parameters, output_dir=args.output, timeout_s=args.timeout
                 )
 
             worst = report.EXIT_OK
             with ThreadPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
-                for done, (name, result) in enumerate(pool.map(one, names), start=1):
-                    print(f"[{done}/{len(names)}] {name}: {result.message}", flush=True)
+                for done, result in enumerate(pool.map(one, names), start=1):
+                    print(f"[{done}/{len(names)}] {result.message}", flush=True)
                     if result.status != "ok":
                         worst = max(worst, result.exit_code)
     print(f"index: {report.update_index(args.output)}")

@@ -119,6 +119,7 @@ def test_demo_runs_every_notebook_and_writes_the_index(monkeypatch, tmp_path, ca
     out = capsys.readouterr().out
     assert code == report.EXIT_CELL_ERROR
     assert "[1/2]" in out and "[2/2]" in out and "verdict pass" in out
+    assert "raises: failed in cell 3" in out and "raises: raises" not in out  # named once
     assert (tmp_path / "index.html").is_file()
 
 
