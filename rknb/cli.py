@@ -228,21 +228,9 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
 
 def _load_parameters_file(path: str) -> dict[str, object]:
-    from rknb.errors import ManifestError
-    from rknb.yamlfile import load_yaml_documents
+    from rknb.yamlfile import load_yaml_parameter_file
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError("-f", f"cannot read {path!r}: {exc}") from exc
-    try:
-        # rknb's one YAML reader: aliases that expand without bound are refused.
-        documents = load_yaml_documents(text, path=path)
-    except ManifestError as exc:
-        raise ParameterError("-f", f"{path!r} is not valid YAML: {exc}") from exc
-    if len(documents) > 1:
-        raise ParameterError("-f", f"{path!r} holds {len(documents)} YAML documents; write one")
-    data = documents[0][0] if documents else None
+    data = load_yaml_parameter_file(path, parameter="-f")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -36,8 +36,8 @@ from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
 
 from rknb import report
-from rknb.errors import ManifestError, ParameterError, RknbError, RunError
-from rknb.yamlfile import load_yaml_documents
+from rknb.errors import ParameterError, RknbError, RunError
+from rknb.yamlfile import load_yaml_parameter_file
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -306,20 +306,7 @@ def parse_matrix(data: Any, *, source: str = "<matrix>") -> Matrix:
 def load_matrix(path: str | os.PathLike[str]) -> Matrix:
     """Return the matrix of a YAML (or JSON) file."""
     text_path = os.fspath(path)
-    try:
-        text = Path(text_path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError("matrix", f"cannot read {text_path!r}: {exc}") from exc
-    try:
-        # rknb's one YAML reader: aliases that expand without bound are refused.
-        documents = load_yaml_documents(text, path=text_path)
-    except ManifestError as exc:
-        raise ParameterError("matrix", f"{text_path!r} is not valid YAML: {exc}") from exc
-    if len(documents) > 1:
-        raise ParameterError(
-            "matrix", f"{text_path!r} holds {len(documents)} YAML documents; write one"
-        )
-    return parse_matrix(documents[0][0] if documents else None, source=text_path)
+    return parse_matrix(load_yaml_parameter_file(text_path, parameter="matrix"), source=text_path)
 
 
 def expand(

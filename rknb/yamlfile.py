@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from rknb.errors import ManifestError
+from rknb.errors import ManifestError, ParameterError
 
 __all__ = [
     "MAX_EXPANDED_NODES",
@@ -23,6 +23,7 @@ __all__ = [
     "expanded_size",
     "load_yaml_documents",
     "load_yaml_file",
+    "load_yaml_parameter_file",
 ]
 
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -237,3 +238,25 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(
         obj, default_flow_style=False, sort_keys=False, allow_unicode=True, width=100
     )
+
+
+def load_yaml_parameter_file(path: str, *, parameter: str) -> Any:
+    """Return the one document of a YAML file of settings (``None`` when it is empty).
+
+    For files a user names on the command line (``-f``, a run matrix): an
+    unreadable file, invalid YAML, an alias bomb or several documents is a
+    ParameterError naming ``parameter`` and the file.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(parameter, f"cannot read {path!r}: {exc}") from exc
+    try:
+        documents = load_yaml_documents(text, path=path)
+    except ManifestError as exc:
+        raise ParameterError(parameter, f"{path!r} is not valid YAML: {exc}") from exc
+    if len(documents) > 1:
+        raise ParameterError(
+            parameter, f"{path!r} holds {len(documents)} YAML documents; write one"
+        )
+    return documents[0][0] if documents else None

@@ -92,34 +92,32 @@ def strip_secret(obj: KubeObject) -> KubeObject:
     return stripped
 
 
-def _pod_specs(obj: KubeObject) -> list[dict[str, Any]]:
-    """Return the pod specs inside a Pod, a workload or a CronJob."""
+def _pod_spec(obj: KubeObject) -> dict[str, Any] | None:
+    """Return the pod spec inside a Pod, a workload or a CronJob, or None."""
     spec = obj.get("spec")
-    found: list[dict[str, Any]] = []
     for _ in range(3):  # Pod, template.spec, jobTemplate.spec.template.spec
         if not isinstance(spec, dict):
-            break
+            return None
         if isinstance(spec.get("containers"), list):
-            found.append(spec)
-            break
+            return spec
         inner = spec.get("jobTemplate", spec.get("template"))
         spec = inner.get("spec") if isinstance(inner, dict) else None
-    return found
+    return None
 
 
 def _literal_credentials(obj: KubeObject) -> Iterator[dict[str, Any]]:
     """Yield the env entries of the object's containers that hold a secret-looking literal."""
-    for spec in _pod_specs(obj):
-        for field in ("initContainers", "containers", "ephemeralContainers"):
-            for container in spec.get(field) or []:
-                envs = container.get("env") if isinstance(container, dict) else None
-                for env in envs if isinstance(envs, list) else []:
-                    if (
-                        isinstance(env, dict)
-                        and env.get("value") not in (None, "", REDACTED)
-                        and looks_secret_name(str(env.get("name", "")))
-                    ):
-                        yield env
+    spec = _pod_spec(obj)
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for container in (spec or {}).get(field) or []:
+            envs = container.get("env") if isinstance(container, dict) else None
+            for env in envs if isinstance(envs, list) else []:
+                if (
+                    isinstance(env, dict)
+                    and env.get("value") not in (None, "", REDACTED)
+                    and looks_secret_name(str(env.get("name", "")))
+                ):
+                    yield env
 
 
 def _without_literal_credentials(obj: KubeObject) -> KubeObject:
