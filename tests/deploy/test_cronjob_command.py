@@ -59,21 +59,27 @@ def _hidden_ancestor(path: Path) -> Path | None:
 def _as_unprivileged(uid: int, keep: Path) -> list[str]:
     """Return a command prefix that runs as ``uid`` and can still start this interpreter.
 
-    A virtualenv made from a Python under a private home (``/root/.pyenv``) cannot be run
-    by another user; in a private mount namespace the one folder on the way in is shown
-    through a bind mount, as a container image would ship it. Nothing else changes.
+    A virtualenv made from a Python under a private home (``/root/.pyenv``), or a checkout
+    in a private folder (``mktemp -d``), cannot be run by another user; in a private mount
+    namespace each folder on the way in is shown through a bind mount, as a container image
+    would ship it. Nothing else changes.
     """
     drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-    interpreter = Path(sys.executable).resolve()
-    hidden = _hidden_ancestor(interpreter)
-    if hidden is None:
+    steps: dict[Path, str] = {}
+    for needed in (Path(sys.executable).resolve(), Path(sys.prefix).resolve()):
+        hidden = _hidden_ancestor(needed)
+        if hidden is None or hidden in steps:
+            continue
+        inner = hidden / needed.relative_to(hidden).parts[0]
+        shown = keep / str(len(steps))
+        steps[hidden] = (
+            f"mkdir -p {shown} && mount --bind {inner} {shown} && "
+            f"mount -t tmpfs -o mode=755 tmpfs {hidden} && mkdir {inner} && "
+            f"mount --bind {shown} {inner}"
+        )
+    if not steps:
         return drop
-    inner = hidden / interpreter.relative_to(hidden).parts[0]
-    script = (
-        f"mkdir -p {keep} && mount --bind {inner} {keep} && "
-        f"mount -t tmpfs -o mode=755 tmpfs {hidden} && mkdir {inner} && "
-        f'mount --bind {keep} {inner} && exec "$@"'
-    )
+    script = " && ".join(steps.values()) + ' && exec "$@"'
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *drop]
 
 
