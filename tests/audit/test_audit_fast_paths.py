@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rknb.audit import AuditReport, Finding, Violation, get_rules, to_json
+from rknb.audit import AuditReport, Finding, get_rules, to_json
 from rknb.audit.engine import _finding
 from rknb.audit.model import ObjectIndex
 from rknb.audit.objects import containers, pod_labels, pod_spec, pods_selected, remembered
@@ -60,21 +60,39 @@ def _finding_with(**changes: object) -> Finding:
     return dataclasses.replace(base, **changes)
 
 
-def test_finding_lines_are_what_json_dumps_writes_for_each_finding():
+def test_finding_lines_parse_back_to_each_finding_one_per_line():
     findings = [
         _finding_with(),
         _finding_with(suppressed=True, suppressed_reason="accepted \u2028 risk"),
         _finding_with(namespace=None, container=None, alert="HighLatency"),
-        # Values of other types than the fields declare: the generic encoder writes them.
+        # A message holding the very text the writer breaks lines before.
+        _finding_with(message='a }, {"alert": b and },{"alert": c'),
+        _finding_with(),
+    ]
+    text = _finding_lines(findings).decode()
+    assert json.loads(text) == [vars(f) for f in findings]
+    lines = text.split("\n")  # not splitlines(): U+2028 is no line break to grep
+    assert lines[0] == "[" and lines[-1] == "  ]" and len(lines) == len(findings) + 2
+    rows = [json.loads(line.strip().rstrip(",")) for line in lines[1:-1]]
+    assert rows == [vars(f) for f in findings]
+    assert all(list(row) == sorted(row) for row in rows)
+
+
+def test_finding_lines_keep_values_orjson_cannot_write():
+    findings = [
+        # Values of other types than the fields declare, and a string with a lone surrogate.
         _finding_with(name=1),  # type: ignore[arg-type]
         _finding_with(name=True),  # type: ignore[arg-type]
         _finding_with(container=["a", "b"]),  # type: ignore[arg-type]
-        _finding_with(),  # the same strings again, now from the per-report memo
+        _finding_with(message="half a pair \ud800 here"),
+        _finding_with(name=2**70),  # type: ignore[arg-type]
     ]
-    expected = [json.dumps(vars(f), sort_keys=True, ensure_ascii=False) for f in findings]
-    assert _finding_lines(findings) == expected
+    parsed = json.loads(_finding_lines(findings).decode())
     # 1 and True are different JSON values even though they are equal Python keys.
-    assert '"name": 1,' in expected[3] and '"name": true,' in expected[4]
+    assert [row["name"] for row in parsed] == [1, True, "web", "web", 2**70]
+    assert parsed[1]["name"] is True
+    assert parsed[2]["container"] == ["a", "b"]
+    assert parsed[3]["message"] == "half a pair \ud800 here"
 
 
 def test_the_json_report_parses_back_to_every_finding_field():
@@ -94,7 +112,7 @@ def test_the_json_report_parses_back_to_every_finding_field():
 def test_engine_findings_equal_constructed_ones_field_for_field():
     rule = get_rules(["RK-SEC-001"])[0]
     made = _finding(
-        rule, ("Deployment", "shop", "web", "a.yaml:1"), Violation("msg", "app"), "ignored"
+        rule, ("Deployment", "shop", "web", "a.yaml:1"), ("msg", "app", None), "ignored"
     )
     built = Finding(
         rule_id=rule.id,
