@@ -140,7 +140,7 @@ if source is not None:
     if probe_url:
         probe = drill.http_probe(probe_url)
     elif probe_query:
-        probe = drill.prometheus_probe(prometheus, probe_query)
+        probe = drill.prometheus_probe(prometheus, probe_query, cluster=cluster)
     options = dict(
         execute=execute,
         confirm=confirm,

@@ -35,7 +35,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from rknb import rollout
-from rknb.errors import ClusterError, ParameterError, SafetyError
+from rknb.credentials import redact
+from rknb.errors import ClusterError, ParameterError, QueryError, SafetyError
 from rknb.sources.base import KubeObject
 from rknb.sources.cluster import ClusterSource
 
@@ -161,47 +162,53 @@ def parse_bound(query: str) -> tuple[str, str, float]:
     return match["expr"].strip(), match["op"], bound
 
 
-def prometheus_probe(url: str, query: str, *, timeout_s: float = 2.0) -> Probe:
+def prometheus_probe(
+    prometheus: str, query: str, *, cluster: str | None = None, timeout_s: float = 2.0
+) -> Probe:
     """Return a probe that runs an instant Prometheus query and checks its value against a bound.
 
     ``query`` ends with the healthy condition (``EXPR < 0.01``); every series
     of the answer must satisfy it. An empty answer, a failed query or a
-    non-finite value counts as an error: no data is not success.
+    non-finite value counts as an error: no data is not success. Each probe
+    is one attempt (a retry would hide the outage being measured).
 
     Parameters
     ----------
-    url
-        The Prometheus base URL (``http://127.0.0.1:9090``).
+    prometheus
+        The ``prometheus`` parameter: a base URL (``http://127.0.0.1:9090``), an
+        endpoint named in the configuration, or ``config`` for ``cluster``'s one.
+        A configured endpoint's credentials, headers and TLS settings are used,
+        as every notebook uses them.
     query
         PromQL followed by ``<``, ``<=``, ``>`` or ``>=`` and a number.
+    cluster
+        The kubeconfig context of the drill, for ``config``.
     timeout_s
         Seconds to wait for each answer.
     """
+    from rknb.config import load_config
+    from rknb.sources.prometheus import PrometheusSource
+
     expr, op, bound = parse_bound(query)
-    if not url.startswith(("http://", "https://")):
-        raise ParameterError("prometheus", f"the probe query needs a Prometheus URL, got {url!r}")
-    if "@" in url.split("/")[2]:
-        raise ParameterError("prometheus", "user:password in a URL is refused")
-    endpoint = url.rstrip("/") + "/api/v1/query"
+    config = load_config()
+    spec = str(prometheus).strip()
+    if not (
+        spec.startswith(("http://", "https://")) or spec == "config" or spec in config.endpoints
+    ):
+        raise ParameterError(
+            "prometheus",
+            "the probe query needs a Prometheus URL or an endpoint named in the configuration, "
+            f"got {redact(spec)!r}",
+        )
+    settings = config.endpoint(spec, cluster=cluster)
+    url = settings.pop("url")
+    source = PrometheusSource(url, **{**settings, "timeout_s": timeout_s, "max_retries": 0})
     check = _OPS[op]
 
     def probe() -> bool:
-        form = urllib.parse.urlencode({"query": expr}).encode()
         try:
-            with urllib.request.urlopen(endpoint, data=form, timeout=timeout_s) as response:
-                body = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-        if not isinstance(body, dict) or body.get("status") != "success":
-            return False
-        data = body.get("data") or {}
-        if data.get("resultType") == "scalar":
-            values = [data.get("result", [None, None])[1]]
-        else:
-            values = [(item.get("value") or [None, None])[1] for item in data.get("result") or []]
-        try:
-            numbers = [float(v) for v in values]
-        except (TypeError, ValueError):
+            numbers = source.instant_values(expr)
+        except QueryError:
             return False
         return bool(numbers) and all(math.isfinite(n) and check(n, bound) for n in numbers)
 

@@ -591,6 +591,27 @@ class PrometheusSource:
             )
         return frame
 
+    def instant_values(self, promql: str) -> list[float]:
+        """Return the values of a PromQL expression at the server's now, one per series.
+
+        A scalar answer is one value; a value that is not a number is NaN. For
+        probes and checks that want numbers, not a catalog frame.
+        """
+        data = self._post("/api/v1/query", {"query": promql}, promql, "now")
+        if isinstance(data, dict) and data.get("resultType") == "scalar":
+            pairs = [data.get("result")]
+        else:
+            pairs = [
+                item.get("value") for item in self._checked(_result(data, "vector", promql), promql)
+            ]
+        values = []
+        for pair in pairs:
+            try:
+                values.append(float(pair[1]))
+            except (TypeError, ValueError, IndexError):
+                values.append(math.nan)
+        return values
+
     def query_native_histograms(
         self, promql: str, time: datetime | str, *, window: Window | None = None
     ) -> pd.DataFrame:

@@ -207,10 +207,12 @@ def test_a_probe_query_must_state_its_healthy_bound():
 class _Prometheus(BaseHTTPRequestHandler):
     answers: ClassVar[list[dict]] = []
     queries: ClassVar[list[str]] = []
+    headers_seen: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self):
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         self.queries.append(form["query"][0])
+        self.headers_seen.append(dict(self.headers))
         body = json.dumps(self.answers.pop(0)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -249,6 +251,51 @@ def test_the_prometheus_probe_counts_an_error_when_the_value_breaks_the_bound():
         server.server_close()
     with pytest.raises(ParameterError, match=r"'prometheus'.*needs a Prometheus URL"):
         drill.prometheus_probe("demo", "up > 0")
+
+
+def test_the_prometheus_probe_sends_a_configured_endpoints_token_and_tenant(
+    tmp_path, monkeypatch
+):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "prometheus:\n"
+        "  prod:\n"
+        f"    url: {url}\n"
+        "    bearer_token_env: PROBE_TOKEN\n"
+        "    headers: {X-Scope-OrgID: team-a}\n"
+        "clusters:\n"
+        "  prod-eu: prod\n"
+    )
+    monkeypatch.setenv("RKNB_CONFIG", str(config))
+    monkeypatch.setenv("PROBE_TOKEN", "t0ken-value")
+    try:
+        _Prometheus.headers_seen.clear()
+        _Prometheus.answers[:] = [_vector("0.001"), _vector("0.001"), _vector("0.001")]
+        # By the endpoint's name, by 'config' for the drill's cluster, and by its URL.
+        probes = [
+            drill.prometheus_probe("prod", "error_ratio < 0.01"),
+            drill.prometheus_probe("config", "error_ratio < 0.01", cluster="prod-eu"),
+            drill.prometheus_probe(url, "error_ratio < 0.01"),
+        ]
+        assert [probe() for probe in probes] == [True, True, True]
+        for seen in _Prometheus.headers_seen:
+            assert seen["Authorization"] == "Bearer t0ken-value"
+            assert seen["X-Scope-OrgID"] == "team-a"
+        # A server that stops answering is one failed probe, not a retry loop or a raise.
+        server.shutdown()
+        server.server_close()
+        started = time.monotonic()
+        assert probes[0]() is False
+        assert time.monotonic() - started < 2.0
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ParameterError, match=r"'prometheus'.*'staging'") as refused:
+        drill.prometheus_probe("staging", "up > 0")
+    assert "t0ken" not in str(refused.value)
 
 
 def test_the_starting_state_redacts_secret_env_values_also_inside_last_applied(tmp_path):
