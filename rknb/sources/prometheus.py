@@ -598,13 +598,14 @@ class PrometheusSource:
         probes and checks that want numbers, not a catalog frame.
         """
         data = self._post("/api/v1/query", {"query": promql}, promql, "now")
+        pairs: list[Any]
         if isinstance(data, dict) and data.get("resultType") == "scalar":
             pairs = [data.get("result")]
         else:
             pairs = [
                 item.get("value") for item in self._checked(_result(data, "vector", promql), promql)
             ]
-        values = []
+        values: list[float] = []
         for pair in pairs:
             try:
                 values.append(float(pair[1]))
