@@ -13,7 +13,7 @@ an evaluator: rknb evaluates no PromQL offline.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +26,26 @@ except ImportError:  # pragma: no cover - exercised where the package is missing
 
 __all__ = [
     "AGGREGATIONS",
+    "GUARANTEED",
+    "IMPOSSIBLE",
+    "POSSIBLE",
     "Aggregation",
     "Binary",
     "Call",
+    "Join",
     "Node",
     "Number",
+    "Source",
     "String",
     "Token",
     "Unary",
     "VectorSelector",
     "parse",
     "parse_builtin",
+    "render",
+    "sources",
     "tokenize",
+    "value_type",
     "walk",
 ]
 
@@ -145,12 +153,21 @@ class Aggregation(Node):
 
 @dataclass(frozen=True)
 class Binary(Node):
-    """``lhs OP rhs`` (comparison, arithmetic or set operator)."""
+    """``lhs OP rhs`` (comparison, arithmetic or set operator) and its vector matching.
+
+    ``matching`` is ``on`` or ``ignoring`` (with ``matching_labels``) when written,
+    ``group`` is ``left`` or ``right`` for ``group_left``/``group_right`` (with the
+    labels they copy in ``group_labels``).
+    """
 
     op: str
     lhs: Node
     rhs: Node
     bool_modifier: bool = False
+    matching: str | None = None
+    matching_labels: tuple[str, ...] = ()
+    group: str | None = None
+    group_labels: tuple[str, ...] = ()
 
     def children(self) -> list[Node]:
         """Return both sides."""
@@ -230,14 +247,19 @@ class _Parser:
                 return node
             self.i += 1
             bool_modifier = self.accept("bool")
-            self.modifiers()
-            node = Binary(token.text, node, self.unary(), bool_modifier)
+            found = self.modifiers()
+            node = Binary(token.text, node, self.unary(), bool_modifier, **found)
 
-    def modifiers(self) -> None:
+    def modifiers(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         while (token := self.peek()) is not None and token.text in _MODIFIERS:
             self.i += 1
-            if self.accept("("):
-                self.label_list_rest()
+            labels = self.label_list_rest() if self.accept("(") else ()
+            if token.text in ("on", "ignoring"):
+                found.update(matching=token.text, matching_labels=labels)
+            else:
+                found.update(group=token.text.removeprefix("group_"), group_labels=labels)
+        return found
 
     def label_list_rest(self) -> tuple[str, ...]:
         labels = []
@@ -370,8 +392,7 @@ def _convert(node: Any) -> Node:
         )
         return Aggregation(str(node.op).lower(), grouping, labels, args)
     if name == "BinaryExpr":
-        bool_modifier = bool(node.modifier is not None and node.modifier.return_bool)
-        return Binary(str(node.op), _convert(node.lhs), _convert(node.rhs), bool_modifier)
+        return Binary(str(node.op), _convert(node.lhs), _convert(node.rhs), **_bin_modifier(node))
     if name == "ParenExpr":
         return Unary("()", _convert(node.expr))
     if name == "UnaryExpr":
@@ -379,6 +400,23 @@ def _convert(node: Any) -> Node:
     if name == "SubqueryExpr":
         return Unary("subquery", _convert(node.expr), promql_parser.display_duration(node.range))
     raise ParameterError("expr", f"PromQL node {name} is not one rknb reads")
+
+
+def _bin_modifier(node: Any) -> dict[str, Any]:
+    # promql_parser's BinModifier -> Binary's bool/matching/group fields.
+    modifier = node.modifier
+    if modifier is None:
+        return {}
+    found: dict[str, Any] = {"bool_modifier": bool(modifier.return_bool)}
+    if modifier.matching is not None:
+        exclude = str(modifier.matching.type).endswith("Exclude")
+        found["matching"] = "ignoring" if exclude else "on"
+        found["matching_labels"] = tuple(modifier.matching.labels)
+    card = str(modifier.card).rpartition(".")[2]
+    if card in ("ManyToOne", "OneToMany"):
+        found["group"] = "left" if card == "ManyToOne" else "right"
+        found["group_labels"] = tuple(modifier.group_labels or ())
+    return found
 
 
 def _metric_name(selector: Any) -> str:
@@ -430,3 +468,378 @@ def walk(node: Node) -> Iterator[Node]:
     yield node
     for child in node.children():
         yield from walk(child)
+
+
+# --------------------------------------------------------------------------- series sources
+#
+# Where an expression's series come from, as pint's "source" model describes them: each
+# source is one selector (or number, or function without a series argument) followed by the
+# operations applied to it, with the aggregations and binary operations that shaped its
+# labels, the other sources it is joined with, and whether a condition filters it. Only what
+# the alert-rule checks read is modelled (label promises, joins, conditions), not values.
+
+#: Label promises: may be on the result, is on every result, cannot be on any result.
+POSSIBLE, GUARANTEED, IMPOSSIBLE = "possible", "guaranteed", "impossible"
+_SET_OPS = frozenset({"and", "or", "unless"})
+_COMPARISON_OPS = frozenset({">", ">=", "<", "<=", "==", "!="})
+#: Functions whose result is a scalar, or (vector) a series without labels.
+_SCALAR_FUNCTIONS = frozenset(
+    {"pi", "min_of", "max_of", "scalar", "time", "start", "end", "range", "step"}
+)
+_CLOCK_FUNCTIONS = frozenset(
+    {"days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute"}
+    | {"month", "year"}
+)
+#: Functions that keep their argument's labels (pint's list; others give an unknown source).
+_LABEL_KEEPING = frozenset(
+    {"abs", "sgn", "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "sin"}
+    | {"sinh", "tan", "tanh", "ceil", "floor", "round", "changes", "resets", "clamp"}
+    | {"clamp_max", "clamp_min", "deg", "rad", "ln", "log10", "log2", "sqrt", "exp"}
+    | {"delta", "idelta", "increase", "deriv", "irate", "rate", "sort", "sort_desc"}
+    | {"sort_by_label", "sort_by_label_desc", "timestamp", "info", "holt_winters"}
+    | {"double_exponential_smoothing", "predict_linear"}
+    | {f"{name}_over_time" for name in ("avg", "count", "first", "last", "mad", "max")}
+    | {f"{name}_over_time" for name in ("min", "present", "quantile", "stddev", "stdvar", "sum")}
+    | {f"histogram_{name}" for name in ("avg", "count", "fraction", "quantile", "quantiles")}
+    | {f"histogram_{name}" for name in ("stddev", "stdvar", "sum")}
+    | {f"ts_of_{name}_over_time" for name in ("first", "last", "max", "min")}
+)
+#: Argument positions that take a scalar or a string, not series (the rest take series).
+_NON_SERIES_ARGS: dict[str, frozenset[int] | None] = {
+    "histogram_quantile": frozenset({0}),
+    "histogram_fraction": frozenset({0, 1}),
+    "quantile_over_time": frozenset({0}),
+    "clamp": frozenset({1, 2}),
+    "clamp_min": frozenset({1}),
+    "clamp_max": frozenset({1}),
+    "round": frozenset({1}),
+    "predict_linear": frozenset({1}),
+    "holt_winters": frozenset({1, 2}),
+    "double_exponential_smoothing": frozenset({1, 2}),
+    "vector": frozenset({0}),
+    "label_replace": None,  # every argument after the first
+    "label_join": None,
+    "sort_by_label": None,
+    "sort_by_label_desc": None,
+}
+
+
+@dataclass
+class Join:
+    """A source joined to another by a binary operation, and how."""
+
+    source: Source
+    op: str
+    #: Labels ``group_left``/``group_right`` copy from the joined side.
+    added_labels: tuple[str, ...] = ()
+    #: Zero for a join on the result itself; aggregations over the join raise it.
+    depth: int = 0
+
+
+@dataclass
+class Source:
+    """One origin of an expression's series and what was done to it (pint's source model).
+
+    ``kind`` is ``selector``, ``number``, ``string``, ``function``, ``aggregation`` or
+    ``unknown``; ``returns`` is ``vector``, ``matrix``, ``scalar`` or ``string``.
+    ``operations`` are the nodes applied to the series, innermost first (range and
+    subquery nodes are put first, as pint does); ``labels`` maps label names to
+    :data:`POSSIBLE`, :data:`GUARANTEED` or :data:`IMPOSSIBLE`, and ``fixed_labels``
+    says no label outside ``labels`` can be present. ``condition`` is whether a
+    comparison (or ``and`` with one) filters the series.
+    """
+
+    kind: str = "unknown"
+    returns: str = "vector"
+    operations: list[Node] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    fixed_labels: bool = False
+    condition: bool = False
+    joins: list[Join] = field(default_factory=list)
+    unless: list[Source] = field(default_factory=list)
+    indirect: list[Source] = field(default_factory=list)
+
+    def operation(self) -> str:
+        """Return the name of the outermost operation (aggregation or function), or ``""``."""
+        return _operation_name(self.operations[-1]) if self.operations else ""
+
+    def outermost(self, kind: type[Node], test: Any = None) -> Node | None:
+        """Return the outermost operation node of this class (passing ``test``), or None."""
+        for node in reversed(self.operations):
+            if isinstance(node, kind) and (test is None or test(node)):
+                return node
+        return None
+
+    def can_have(self, name: str) -> bool:
+        """Return whether a result series can carry this label."""
+        promise = self.labels.get(name)
+        if promise is not None:
+            return promise != IMPOSSIBLE
+        return not self.fixed_labels
+
+    def possible_labels(self) -> list[str]:
+        """Return the labels marked as possibly (not certainly) present."""
+        return [name for name, promise in self.labels.items() if promise == POSSIBLE]
+
+    def walk(self) -> Iterator[Source]:
+        """Yield this source and every source joined to it, unless-ed or used indirectly."""
+        yield self
+        for join in self.joins:
+            yield from join.source.walk()
+        for other in (*self.unless, *self.indirect):
+            yield from other.walk()
+
+    def _copy(self) -> Source:
+        return Source(
+            self.kind,
+            self.returns,
+            list(self.operations),
+            dict(self.labels),
+            self.fixed_labels,
+            self.condition,
+            list(self.joins),
+            list(self.unless),
+            list(self.indirect),
+        )
+
+    def _exclude_all(self, keep: Iterable[str] = ()) -> None:
+        kept = tuple(keep)
+        for name, promise in list(self.labels.items()):
+            if name not in kept and promise != IMPOSSIBLE:
+                self.labels[name] = IMPOSSIBLE
+        for name in kept:
+            if self.labels.get(name) != GUARANTEED:
+                self.labels[name] = POSSIBLE if self.can_have(name) else IMPOSSIBLE
+        self.fixed_labels = True
+
+    def _include(self, name: str) -> None:
+        if self.labels.get(name) != GUARANTEED:
+            self.labels[name] = POSSIBLE
+
+
+def _operation_name(node: Node) -> str:
+    if isinstance(node, Aggregation):
+        return node.op
+    if isinstance(node, Call):
+        return node.name
+    return ""
+
+
+def value_type(node: Node) -> str:
+    """Return what an expression evaluates to: ``vector``, ``matrix``, ``scalar`` or ``string``."""
+    if isinstance(node, Number):
+        return "scalar"
+    if isinstance(node, String):
+        return "string"
+    if isinstance(node, VectorSelector):
+        return "matrix" if node.range else "vector"
+    if isinstance(node, Unary):
+        return "matrix" if node.op == "subquery" else value_type(node.expr)
+    if isinstance(node, Call):
+        return "scalar" if node.name in _SCALAR_FUNCTIONS else "vector"
+    if isinstance(node, Binary):
+        sides = (value_type(node.lhs), value_type(node.rhs))
+        return "scalar" if sides == ("scalar", "scalar") else "vector"
+    return "vector"
+
+
+def sources(node: Node) -> list[Source]:
+    """Return the sources of an expression's series, in the order pint lists them."""
+    if isinstance(node, VectorSelector):
+        return [_selector_source(node)]
+    if isinstance(node, Number | String):
+        scalar = isinstance(node, Number)
+        source = Source("number" if scalar else "string", "scalar" if scalar else "string")
+        source._exclude_all()
+        return [source]
+    if isinstance(node, Unary):
+        found = sources(node.expr)
+        if node.op == "subquery":
+            for source in found:
+                source.operations.insert(0, node)
+                source.returns = "matrix"
+        return found
+    if isinstance(node, Aggregation):
+        return _aggregation_sources(node)
+    if isinstance(node, Call):
+        return _call_sources(node)
+    if isinstance(node, Binary):
+        return _binary_sources(node)
+    return []
+
+
+def _selector_source(node: VectorSelector) -> Source:
+    source = Source("selector", "matrix" if node.range else "vector")
+    plain = VectorSelector(node.metric, node.matchers)
+    source.operations = [node, plain] if node.range else [plain]
+    for label, op, _ in node.matchers:
+        if op in ("=", "=~"):
+            source.labels[label] = GUARANTEED
+    for label, op, value in node.matchers:
+        if op == "=" and value == "":
+            source.labels[label] = IMPOSSIBLE
+    return source
+
+
+def _aggregation_sources(node: Aggregation) -> list[Source]:
+    found = sources(node.args[-1]) if node.args else []
+    for source in found:
+        for join in source.joins:
+            join.depth += 1
+        source.kind = "aggregation"
+        source.returns = "vector"
+        source.operations.append(node)
+        if node.op in ("topk", "bottomk"):
+            continue  # they pick series and keep every label
+        if node.grouping == "without":
+            for name in node.labels:
+                source.labels[name] = IMPOSSIBLE
+        else:
+            source._exclude_all(node.labels)
+        if node.op == "count_values" and isinstance(node.args[0], String):
+            source.labels[node.args[0].value] = GUARANTEED
+        if node.grouping == "without" or "__name__" not in node.labels:
+            source.labels["__name__"] = IMPOSSIBLE
+    return found
+
+
+def _call_sources(node: Call) -> list[Source]:
+    non_series = _NON_SERIES_ARGS.get(node.name, frozenset())
+    series_args, indirect = [], []
+    for number, arg in enumerate(node.args):
+        takes_values = number > 0 if non_series is None else number in non_series
+        if takes_values:
+            indirect.extend(sources(arg))
+        else:
+            series_args.append(arg)
+    found = []
+    for arg in series_args:
+        for source in sources(arg):
+            source.kind = "function"
+            source.operations.append(node)
+            found.append(_function_labels(source, node))
+    if not found:
+        source = Source("function", operations=[node])
+        found.append(_function_labels(source, node))
+    for source in found:
+        source.indirect.extend(indirect)
+    return found
+
+
+def _function_labels(source: Source, node: Call) -> Source:
+    name = node.name
+    source.returns = "vector"
+    if name in ("absent", "absent_over_time"):
+        selector = source.outermost(VectorSelector, lambda s: not s.range)
+        names = []
+        if isinstance(selector, VectorSelector):
+            names = [label for label, op, _ in selector.matchers if op == "="]
+        source._exclude_all(names)
+        for label in names:
+            source.labels[label] = GUARANTEED
+    elif name in _CLOCK_FUNCTIONS:
+        if not node.args:
+            source._exclude_all()
+    elif name in ("label_join", "label_replace"):
+        if len(node.args) > 1 and isinstance(node.args[1], String):
+            source.labels[node.args[1].value] = GUARANTEED
+    elif name in _SCALAR_FUNCTIONS:
+        source.returns = "scalar"
+        source._exclude_all()
+    elif name == "vector":
+        source._exclude_all()
+    elif name not in _LABEL_KEEPING:
+        return Source(returns="none")  # a function pint does not model: nothing known
+    return source
+
+
+def _binary_sources(node: Binary) -> list[Source]:
+    lhs, rhs = sources(node.lhs), sources(node.rhs)
+    if "scalar" in (value_type(node.lhs), value_type(node.rhs)):
+        found = []
+        for left in lhs:
+            for right in rhs:
+                if left.returns in ("vector", "matrix"):
+                    side, other = left, right
+                elif right.returns in ("vector", "matrix"):
+                    side, other = right, left
+                else:
+                    side, other = left, right
+                result = side._copy()
+                result.indirect.append(other)
+                result.condition = result.condition or node.op in _COMPARISON_OPS
+                found.append(result)
+        return found
+    if node.op in _SET_OPS:
+        return _set_sources(node, lhs, rhs)
+    added: tuple[str, ...] = ()
+    if node.group is None:
+        kept, joined = lhs, rhs
+    elif node.group == "left":
+        kept, joined, added = lhs, rhs, node.group_labels
+    else:
+        kept, joined, added = rhs, lhs, node.group_labels
+    for source in kept:
+        if node.group is None and node.matching == "on":
+            source._exclude_all(node.matching_labels)
+        elif node.group is None and node.matching == "ignoring":
+            for name in node.matching_labels:
+                source.labels[name] = IMPOSSIBLE
+        elif node.group is not None:
+            for name in node.group_labels:
+                if source.labels.get(name) == GUARANTEED:
+                    break  # pint stops at a label both sides have
+                source.labels[name] = POSSIBLE
+            if node.matching == "on":
+                for name in node.matching_labels:
+                    source._include(name)
+        source.joins.extend(Join(other, node.op, added) for other in joined)
+        source.labels["__name__"] = IMPOSSIBLE
+        source.condition = source.condition or node.op in _COMPARISON_OPS
+    return kept
+
+
+def _set_sources(node: Binary, lhs: list[Source], rhs: list[Source]) -> list[Source]:
+    for source in lhs:
+        if node.matching == "on":
+            for name in node.matching_labels:
+                source._include(name)
+        if node.op == "unless":
+            source.unless.extend(rhs)
+        elif node.op == "and":
+            source.joins.extend(Join(other, "and") for other in rhs)
+            if any(other.condition for other in rhs):
+                source.condition = True
+    return [*lhs, *rhs] if node.op == "or" else lhs
+
+
+def render(node: Node) -> str:
+    """Return PromQL text for a parsed expression (matchers and ranges as parsed)."""
+    if isinstance(node, Number):
+        text = node.text
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(node, String):
+        return '"' + node.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(node, VectorSelector):
+        matchers = ", ".join(f'{k}{op}"{v}"' for k, op, v in node.matchers)
+        text = node.metric + (f"{{{matchers}}}" if matchers or not node.metric else "")
+        return text + (f"[{node.range}]" if node.range else "")
+    if isinstance(node, Call):
+        return f"{node.name}({', '.join(render(a) for a in node.args)})"
+    if isinstance(node, Aggregation):
+        grouping = f" {node.grouping} ({', '.join(node.labels)}) " if node.grouping else ""
+        return f"{node.op}{grouping}({', '.join(render(a) for a in node.args)})"
+    if isinstance(node, Binary):
+        parts = [node.op, "bool" if node.bool_modifier else ""]
+        if node.matching:
+            parts.append(f"{node.matching} ({', '.join(node.matching_labels)})")
+        if node.group:
+            parts.append(f"group_{node.group} ({', '.join(node.group_labels)})")
+        return f"{render(node.lhs)} {' '.join(p for p in parts if p)} {render(node.rhs)}"
+    if isinstance(node, Unary):
+        if node.op == "()":
+            return f"({render(node.expr)})"
+        if node.op == "subquery":
+            return f"{render(node.expr)}[{node.range}]"
+        return f"{node.op}{render(node.expr)}"
+    return "?"

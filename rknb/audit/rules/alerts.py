@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rknb.audit.exprs import (
@@ -12,20 +13,25 @@ from rknb.audit.exprs import (
     Call,
     Node,
     Number,
+    Source,
     String,
     Unary,
     VectorSelector,
     parse,
+    render,
+    sources,
     walk,
 )
-from rknb.audit.model import AuditConfig, Violation
+from rknb.audit.model import AuditConfig, ObjectIndex, Violation
 from rknb.audit.registry import rule
 from rknb.errors import ParameterError
 
 __all__ = [
     "alert_rules",
     "always_fires",
+    "chained_rates",
     "counter_reads",
+    "fragile_queries",
     "metric_types_from_openmetrics",
     "prom_rules",
     "quantile_drops_le",
@@ -296,31 +302,141 @@ def _rate_calls(tree: Node) -> Iterator[tuple[str, VectorSelector]]:
                     yield node.name, arg
 
 
+def _recorded(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[int, Node]]]:
+    # Recording rule name -> (id of the rule, parsed expression) recorded under it
+    # (unparseable ones left out: RK-PROM-014 reports them).
+    found: dict[str, list[tuple[int, Node]]] = {}
+    for obj in objects:
+        for group in (obj.get("spec") or {}).get("groups") or []:
+            for item in group.get("rules") or []:
+                if isinstance(item, Mapping) and "record" in item:
+                    try:
+                        tree = parse(str(item.get("expr", "")))
+                    except ParameterError:
+                        continue
+                    found.setdefault(str(item["record"]), []).append((id(item), tree))
+    return found
+
+
+def _aggregated_counters(body: Node, types: Mapping[str, str]) -> list[str]:
+    # Why rating ``body`` is wrong, for each series source of it that is an aggregation over a
+    # metric known to be a counter or of unknown type (pint reports those; a known gauge,
+    # histogram or summary is another problem).
+    found = []
+    for source in sources(body):
+        if source.kind != "aggregation":
+            continue
+        selector = source.outermost(VectorSelector, lambda s: not s.range)
+        if not isinstance(selector, VectorSelector):
+            continue
+        if types.get(selector.metric, "counter") != "counter":
+            continue
+        op, metric, rated = source.operation(), selector.metric or "{...}", _first_rate(source)
+        if rated is not None:
+            found.append(
+                f"{op}() of {rated.name}({metric}), which is a per-second rate already, not a "
+                "counter"
+            )
+        else:
+            found.append(
+                f"{op}() of {metric}: {op}() hides counter resets, so take the rate of "
+                f"{metric} first and {op}() after"
+            )
+    return found
+
+
+def _first_rate(source: Source) -> Call | None:
+    for node in source.operations:
+        if isinstance(node, Call) and node.name in (*_RATE_FUNCTIONS, "deriv"):
+            return node
+    return None
+
+
+def chained_rates(
+    tree: Node,
+    recorded: Mapping[str, Sequence[Node]],
+    types: Mapping[str, str],
+) -> list[str]:
+    """Return what is wrong where rate()/irate()/increase() reads an aggregation of counters.
+
+    pint's chained-rate check: a rate over a recording rule's series whose recorded
+    expression is an aggregation (``record: x = sum(counter)``, then ``rate(x[5m])``),
+    and, beyond pint, the same chain written inline as a subquery
+    (``rate(sum(counter)[10m:])``). ``recorded`` maps recording rule names to their
+    parsed expressions. The aggregated metric must be a counter or of unknown type.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+    for top in sources(tree):
+        for source in top.walk():
+            call = _first_rate(source)
+            matrix = source.outermost(VectorSelector, lambda s: bool(s.range))
+            selector = source.outermost(VectorSelector, lambda s: not s.range)
+            if call is None or call.name == "deriv" or not isinstance(matrix, VectorSelector):
+                continue
+            if not isinstance(selector, VectorSelector) or selector.metric in seen:
+                continue
+            seen.add(selector.metric)
+            for body in recorded.get(selector.metric, ()):
+                for why in _aggregated_counters(body, types):
+                    found.append(f"{call.name}() over {selector.metric}, which records {why}")
+    for node in walk(tree):
+        if not (isinstance(node, Call) and node.name in _RATE_FUNCTIONS and node.args):
+            continue
+        inner = node.args[0]
+        if isinstance(inner, Unary) and inner.op == "subquery":
+            for why in _aggregated_counters(inner.expr, types):
+                found.append(f"{node.name}() over a subquery of {why}")
+    return found
+
+
 @rule(
     "RK-PROM-006",
-    title="rate() or increase() over a gauge",
+    title="rate() or increase() over a gauge or an aggregation",
     category="reliability",
     severity="high",
     kinds=("PrometheusRule",),
+    scope="set",
     rationale="rate() and increase() treat every drop as a counter reset, so over a gauge they "
     "return nonsense. Types come from the configured metric_types (an OpenMetrics export's TYPE "
-    "lines); a metric of unknown type passes, as in pint.",
-    remediation="Use deriv() or delta() for a gauge, or rate() over the counter itself.",
+    "lines); a metric of unknown type passes, as in pint. Over a sum() or other aggregation of "
+    "counters (a recording rule of the audited files that records one, or a subquery) they "
+    "are wrong too: one target's restart lowers the sum, which rate() reads as a reset of the "
+    "whole total (pint's chained rate call).",
+    remediation="Use deriv() or delta() for a gauge, or rate() over the counter itself; "
+    "aggregate after the rate: sum(rate(x_total[5m])), never rate(sum(x_total)).",
     equivalent=("pint:promql/rate",),
 )
-def rate_over_gauge(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
-    """Yield rate()/increase()/irate() calls whose selector's metric is a gauge."""
+def rate_over_gauge(index: ObjectIndex, config: AuditConfig) -> Iterator[Violation]:
+    """Yield rate-like calls over a gauge, or over an aggregation of counters."""
     types = dict(config.metric_types)
-    for shown, item in prom_rules(obj):
-        alert = shown.partition(" ")[2]
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        for function, selector in _rate_calls(parse(expr)):
-            if function != "deriv" and types.get(selector.metric) == "gauge":
-                yield Violation(
-                    f"{shown}: {function}() over {selector.metric}, a gauge", alert=alert
-                )
+    objects = index.of_kind("PrometheusRule")
+    recorded = _recorded(objects)
+    bodies: dict[str, Sequence[Node]] = {
+        name: [body for _, body in found] for name, found in recorded.items()
+    }
+    for obj in objects:
+        for shown, item in prom_rules(obj):
+            alert = shown.partition(" ")[2]
+            expr = _parsed(alert, item)
+            if isinstance(expr, Violation):
+                continue
+            tree = parse(expr)
+            # A recording rule reading its own series is no chain through another rule.
+            others: Mapping[str, Sequence[Node]] = bodies
+            if "record" in item:
+                own = str(item["record"])
+                kept = [body for rule, body in recorded.get(own, ()) if rule != id(item)]
+                others = ChainMap({own: kept}, bodies)
+            for function, selector in _rate_calls(tree):
+                if function != "deriv" and types.get(selector.metric) == "gauge":
+                    yield Violation(
+                        f"{shown}: {function}() over {selector.metric}, a gauge",
+                        alert=alert,
+                        obj=obj,
+                    )
+            for message in chained_rates(tree, others, types):
+                yield Violation(f"{shown}: {message}", alert=alert, obj=obj)
 
 
 def _range_checks(obj: Mapping[str, Any], config: AuditConfig, factor: int) -> Iterator[Violation]:
@@ -653,3 +769,82 @@ def promql_syntax(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Viola
         except ParameterError as error:
             reason = str(error).removeprefix("parameter 'expr': ")
             yield Violation(f"{shown}: {reason}", alert=alert)
+
+
+#: Aggregations that pick some series rather than combine them (pint's list; it names
+#: ``limit``, which no PromQL operator is called, so ``limitk`` is not among them).
+_SAMPLING = frozenset({"topk", "bottomk", "limit_ratio"})
+_ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^"})
+
+
+def _aggregation_text(source: Source) -> str:
+    node = source.outermost(Aggregation)
+    return render(node) if node is not None else source.operation() + "(...)"
+
+
+def fragile_queries(tree: Node, for_s: float | None) -> list[str]:
+    """Return why an alert expression may flap or fire falsely (pint's promql/fragile).
+
+    Two patterns, judged on the expression's series sources: a sampling aggregation
+    (``topk``, ``bottomk``, ``limit_ratio``) that is the outermost operation on series
+    whose labels can vary, so each evaluation may return different series and the
+    alerts resolve and re-fire; and, when the alert has no positive ``for``
+    (``for_s``, seconds; None when absent or unreadable), a condition on arithmetic
+    (``+ - * / % ^``) between two aggregations joined directly, one-to-one or with
+    ``group_left``/``group_right`` where the other side is itself filtered, whose sides
+    may cover different numbers of targets just after Prometheus starts.
+    """
+    found: list[str] = []
+    for source in sources(tree):
+        if source.kind != "aggregation":
+            continue
+        op = source.operation()
+        varies = not source.fixed_labels or bool(source.possible_labels())
+        if op in _SAMPLING and varies:
+            found.append(
+                f"{_aggregation_text(source)} picks which series the alert returns, which can "
+                "change at every evaluation"
+            )
+        if not source.condition or (for_s is not None and for_s > 0):
+            continue
+        for join in source.joins:
+            other = join.source
+            if other.kind != "aggregation" or join.depth > 0 or join.op not in _ARITHMETIC:
+                continue
+            if join.added_labels and not other.condition:
+                continue  # a join that only copies labels in
+            found.append(
+                f"{_aggregation_text(source)} {join.op} {_aggregation_text(other)} is compared "
+                "without `for`, and right after a Prometheus restart its two aggregations may "
+                "cover different numbers of targets"
+            )
+    return found
+
+
+@rule(
+    "RK-PROM-015",
+    title="Fragile alert query",
+    category="reliability",
+    severity="medium",
+    kinds=("PrometheusRule",),
+    rationale="An alert is one per label set. When topk(), bottomk() or limit_ratio() pick the "
+    "series an alert returns, the picked set can change between evaluations, so alerts resolve "
+    "and fire again with other labels and the pager flaps. And Prometheus spreads its first "
+    "scrapes over a scrape interval after it starts, so a ratio or difference of two "
+    "aggregations briefly compares a full side with a partial one; without `for` that "
+    "false value can page at once. (pint's promql/fragile.)",
+    remediation="Aggregate the picked series (max(topk(...))) or alert on every series and "
+    "let the condition select; give alerts on arithmetic between aggregations a `for` of at "
+    "least one scrape interval (for: 2m).",
+    equivalent=("pint:promql/fragile",),
+)
+def fragile_query(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
+    """Yield alerts whose series come from topk()-like picks, or compare aggregations unguarded."""
+    for alert, item in alert_rules(obj):
+        expr = _parsed(alert, item)
+        if isinstance(expr, Violation):
+            continue
+        value = item.get("for")
+        for_s = _seconds(value) if value not in (None, "") else None
+        for message in fragile_queries(parse(expr), for_s):
+            yield Violation(f"alert {alert}: {message}", alert=alert)
