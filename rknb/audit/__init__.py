@@ -6,7 +6,14 @@ Each rule states the peer checks (kube-score, Polaris, kube-linter, Checkov,
 kubesec, pint) it is equivalent to. Pure functions: no I/O.
 """
 
-from rknb.audit.engine import IGNORE_ANNOTATION, audit, parse_ignore, score_of
+from rknb.audit.engine import (
+    IGNORE_ANNOTATION,
+    Precomputed,
+    audit,
+    object_violations,
+    parse_ignore,
+    score_of,
+)
 from rknb.audit.exprs import parse as parse_promql
 from rknb.audit.model import (
     SEVERITIES,
@@ -50,6 +57,7 @@ __all__ = [
     "Finding",
     "ObjectIndex",
     "ObjectSummary",
+    "Precomputed",
     "Rule",
     "Skipped",
     "Violation",
@@ -61,6 +69,7 @@ __all__ = [
     "get_rules",
     "headline",
     "looks_secret",
+    "object_violations",
     "objects_frame",
     "parse_ignore",
     "parse_promql",

@@ -19,6 +19,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rknb.audit.model import (
@@ -39,7 +40,15 @@ from rknb.audit.registry import get_rules
 from rknb.errors import ParameterError, RknbError
 from rknb.sources.base import SUPPORTED_KINDS
 
-__all__ = ["IGNORE_ANNOTATION", "SOURCE_ANNOTATION", "audit", "parse_ignore", "score_of"]
+__all__ = [
+    "IGNORE_ANNOTATION",
+    "SOURCE_ANNOTATION",
+    "Precomputed",
+    "audit",
+    "object_violations",
+    "parse_ignore",
+    "score_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +200,7 @@ def audit(
     rules: Iterable[str] | None = None,
     config: AuditConfig | Mapping[str, Any] | None = None,
     workers: int = 1,
+    precomputed: Precomputed | None = None,
 ) -> AuditReport:
     """Return the audit of the objects: findings, suppressions, skipped objects, score, breakdown.
 
@@ -207,40 +217,27 @@ def audit(
         With 2 or more (and at least :data:`PARALLEL_MIN_OBJECTS` objects, on a system
         that can fork), a forked process runs the per-object rules on part of the
         objects while this one runs the rest; the report is the same either way.
+    precomputed
+        The per-object rules' results for the first ``precomputed.count`` objects, made
+        by :func:`object_violations` with the same rules and config (a forked reader's,
+        say); the rules run here only on the others.
     """
     settings = _config_of(config)
-    selected = [
-        r
-        for r in get_rules(rules)
-        if r.id not in settings.disabled and (rules is not None or _enabled(r, settings))
-    ]
+    selected = _selected_rules(rules, settings)
     ignores = _parse_config_ignores(settings.ignore)
-    known_kinds = {kind for r in get_rules() for kind in r.kinds} | _READ_KINDS
+    known_kinds = _known_kinds()
 
     # Decide what is audited before any rule runs: cross-object rules see only real objects.
     audited: list[Mapping[str, Any]] = []
+    positions: list[int] = []
     skipped: list[Skipped] = []
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        kind = obj.get("kind")
-        name = meta.get("name")
-        namespace = object_namespace(obj) if kind else None
-        if _has_helm_action(obj):
-            skipped.append(
-                Skipped(kind, namespace, name, "unrendered Helm template; render it first")
-            )
-        elif kind not in known_kinds:
-            why = (
-                f"no rule checks kind {kind} yet"
-                if kind in SUPPORTED_KINDS
-                else f"kind {kind} is a custom resource or a kind rknb does not audit"
-            )
-            skipped.append(Skipped(kind, namespace, name, why))
-        elif kind in ("ReplicaSet", "Pod") and _controlled_by(obj):
-            why = f"managed by {_controlled_by(obj)}, whose template is audited instead"
-            skipped.append(Skipped(kind, namespace, name, why))
-        else:
+    for position, obj in enumerate(objects):
+        skip = _skip(obj, known_kinds)
+        if skip is None:
             audited.append(obj)
+            positions.append(position)
+        else:
+            skipped.append(skip)
     errors = [
         _object_error(obj, f"{obj.get('kind')} {_display(obj)}: {problem}")
         for obj in audited
@@ -261,10 +258,14 @@ def audit(
     ignored_rules = {rule_id for rule_id, _, _ in ignores}
     # Rules read each object's pod spec and containers from one memo (see remembered()).
     with remembered():
-        precomputed = _parallel_violations(selected, audited, settings, workers)
-        # (object, key, its checks, position) of the audited objects by kind, in input order.
+        if precomputed is None:
+            precomputed = _parallel_violations(
+                selected, list(zip(positions, audited, strict=True)), settings, workers
+            )
+        covered = precomputed.count if precomputed is not None else 0
+        # (object, key, its checks, input position) of the audited objects by kind, in order.
         slots: dict[str, list[tuple[Mapping[str, Any], str, list[tuple[str, bool]], int]]] = {}
-        for number, obj in enumerate(audited):
+        for number, obj in zip(positions, audited, strict=True):
             key = keys[id(obj)]
             slots.setdefault(str(obj.get("kind")), []).append((obj, key, per_object[key], number))
         wheres: dict[int, tuple[str, str | None, str, str | None]] = {}
@@ -273,6 +274,8 @@ def audit(
             rule_id = rule.id
             passed = (rule.severity, True)
             known: Mapping[Any, list[_Found]] | None = None
+            # Objects at input positions below `limit` take their result from `known`.
+            limit = covered
             if rule.scope == "set":
                 try:
                     known = _set_violations(rule, index, settings, keys, targets)
@@ -281,12 +284,13 @@ def audit(
                 except _BAD_DATA as error:
                     errors.append(_object_error(None, _rule_failed(rule, None, error)))
                     continue
+                limit = len(objects)
             elif precomputed is not None:
-                known = precomputed
+                known = precomputed.table
             check = rule.check
             violations: list[_Found] | None
             for obj, key, checks, number in targets:
-                if known is None:
+                if known is None or number >= limit:
                     try:
                         reported = list(check(obj, settings))
                     except RknbError:  # a bad setting (ParameterError) is the caller's to see
@@ -419,72 +423,122 @@ def _set_violations(
 #: The fewest audited objects for which ``workers`` > 1 forks a process.
 PARALLEL_MIN_OBJECTS = 2000
 
+# (rule number, input position) -> the violations of a per-object rule on one object.
 _Table = dict[tuple[int, int], list[_Found]]
-# What a forked worker reads: the rules, the audited objects and the settings (set just
-# before the fork, so the child inherits them instead of unpickling them).
-_FORKED: tuple[Sequence[Rule], Sequence[Mapping[str, Any]], AuditConfig] | None = None
+
+
+@dataclass(frozen=True)
+class Precomputed:
+    """The per-object rules' results for the first ``count`` objects of an audit.
+
+    ``table`` maps (the rule's number among the selected rules, the object's position)
+    to its violations as ``(message, container, alert)``; a passed check has no entry.
+    Plain tuples cross a process boundary several times faster than Violation objects.
+    """
+
+    table: _Table
+    count: int
+
+    @classmethod
+    def joined(cls, parts: Sequence[Precomputed]) -> Precomputed:
+        """Return the results of parts made for consecutive runs of objects, as one."""
+        table: _Table = {}
+        offset = 0
+        for part in parts:
+            if offset == 0:
+                table.update(part.table)
+            else:
+                table.update(
+                    ((rule, position + offset), found)
+                    for (rule, position), found in part.table.items()
+                )
+            offset += part.count
+        return cls(table, offset)
+
+
+def object_violations(
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    rules: Iterable[str] | None = None,
+    config: AuditConfig | Mapping[str, Any] | None = None,
+) -> Precomputed:
+    """Return the per-object rules' results for the objects, for :func:`audit`'s ``precomputed``.
+
+    The objects :func:`audit` would skip (unrendered templates, unknown kinds) get no
+    result; ``rules`` and ``config`` must be the ones the audit is given.
+    """
+    settings = _config_of(config)
+    known_kinds = _known_kinds()
+    pairs = [(n, obj) for n, obj in enumerate(objects) if _skip(obj, known_kinds) is None]
+    with remembered():
+        table = _object_violations(_selected_rules(rules, settings), pairs, settings)
+    return Precomputed(table, len(objects))
+
+
+# What a forked worker reads: the rules, the (position, object) pairs and the settings
+# (set just before the fork, so the child inherits them instead of unpickling them).
+_FORKED: tuple[Sequence[Rule], Sequence[tuple[int, Mapping[str, Any]]], AuditConfig] | None = None
 
 
 def _object_violations(
     rules: Sequence[Rule],
-    objects: Sequence[Mapping[str, Any]],
+    pairs: Sequence[tuple[int, Mapping[str, Any]]],
     settings: AuditConfig,
-    start: int,
-    stop: int,
 ) -> _Table:
-    # (rule number, object position) -> violations of the per-object rules, for
-    # objects[start:stop], as (message, container, alert): plain tuples pickle several times
-    # faster than Violation objects on their way back from a forked worker.
+    # The per-object rules' violations for (input position, object) pairs.
     table: _Table = {}
     for rule_number, rule in enumerate(rules):
         if rule.scope == "set":
             continue
         kinds = frozenset(rule.kinds)
-        for number in range(start, stop):
-            obj = objects[number]
+        check = rule.check
+        for position, obj in pairs:
             if obj.get("kind") in kinds:
                 try:
-                    found = [(v.message, v.container, v.alert) for v in rule.check(obj, settings)]
+                    found = [(v.message, v.container, v.alert) for v in check(obj, settings)]
                 except RknbError:  # a bad setting (ParameterError) is the caller's to see
                     raise
                 except _BAD_DATA as error:
                     found = [(_FAILED + _rule_failed(rule, obj, error), None, None)]
                 if found:
-                    table[(rule_number, number)] = found
+                    table[(rule_number, position)] = found
     return table
 
 
 def _forked_share(start: int, stop: int) -> _Table:
     assert _FORKED is not None
-    rules, objects, settings = _FORKED
-    return _object_violations(rules, objects, settings, start, stop)
+    rules, pairs, settings = _FORKED
+    return _object_violations(rules, pairs[start:stop], settings)
 
 
 def _parallel_violations(
-    rules: Sequence[Rule], objects: Sequence[Mapping[str, Any]], settings: AuditConfig, workers: int
-) -> _Table | None:
-    # The per-object rules' violations computed by this process and forked ones together,
+    rules: Sequence[Rule],
+    pairs: Sequence[tuple[int, Mapping[str, Any]]],
+    settings: AuditConfig,
+    workers: int,
+) -> Precomputed | None:
+    # The per-object rules' results computed by this process and forked ones together,
     # or None to run them in the main loop (small input, one worker, or no fork).
     import multiprocessing
 
-    if workers < 2 or len(objects) < PARALLEL_MIN_OBJECTS:
+    if workers < 2 or len(pairs) < PARALLEL_MIN_OBJECTS:
         return None
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     from concurrent.futures import ProcessPoolExecutor
 
     global _FORKED
-    share = len(objects) // workers
+    share = len(pairs) // workers
     bounds = [
-        (n * share, len(objects) if n == workers - 1 else (n + 1) * share) for n in range(workers)
+        (n * share, len(pairs) if n == workers - 1 else (n + 1) * share) for n in range(workers)
     ]
-    _FORKED = (rules, objects, settings)
+    _FORKED = (rules, pairs, settings)
     try:
         with ProcessPoolExecutor(
             workers - 1, mp_context=multiprocessing.get_context("fork")
         ) as pool:
             pending = [pool.submit(_forked_share, *b) for b in bounds[1:]]
-            table = _object_violations(rules, objects, settings, *bounds[0])
+            table = _object_violations(rules, pairs[: bounds[0][1]], settings)
             for future in pending:
                 table.update(future.result())
     except (OSError, RuntimeError) as error:  # BrokenProcessPool is a RuntimeError
@@ -492,7 +546,40 @@ def _parallel_violations(
         return None
     finally:
         _FORKED = None
-    return table
+    # Every position up to the last audited object's is covered.
+    return Precomputed(table, pairs[-1][0] + 1 if pairs else 0)
+
+
+def _selected_rules(rules: Iterable[str] | None, settings: AuditConfig) -> list[Rule]:
+    # The rules an audit runs, in registration order.
+    return [
+        r
+        for r in get_rules(rules)
+        if r.id not in settings.disabled and (rules is not None or _enabled(r, settings))
+    ]
+
+
+def _known_kinds() -> set[str]:
+    return {kind for r in get_rules() for kind in r.kinds} | _READ_KINDS
+
+
+def _skip(obj: Mapping[str, Any], known_kinds: set[str]) -> Skipped | None:
+    # Why the audit leaves an object out, or None when it is audited.
+    kind = obj.get("kind")
+    if _has_helm_action(obj):
+        why = "unrendered Helm template; render it first"
+    elif kind not in known_kinds:
+        why = (
+            f"no rule checks kind {kind} yet"
+            if kind in SUPPORTED_KINDS
+            else f"kind {kind} is a custom resource or a kind rknb does not audit"
+        )
+    elif kind in ("ReplicaSet", "Pod") and _controlled_by(obj):
+        why = f"managed by {_controlled_by(obj)}, whose template is audited instead"
+    else:
+        return None
+    namespace = object_namespace(obj) if kind else None
+    return Skipped(kind, namespace, (obj.get("metadata") or {}).get("name"), why)
 
 
 # Kinds cross-object rules read even when no rule reports on them.

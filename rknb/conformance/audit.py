@@ -24,7 +24,15 @@ from typing import Any
 
 import yaml
 
-from rknb.audit import AuditConfig, AuditReport, Rule, audit, get_rules
+from rknb.audit import (
+    AuditConfig,
+    AuditReport,
+    Precomputed,
+    Rule,
+    audit,
+    get_rules,
+    object_violations,
+)
 from rknb.audit.model import object_key_of, object_namespace
 from rknb.conformance import CaseResult, Status, Summary
 from rknb.errors import ParameterError
@@ -556,6 +564,9 @@ class AuditInputs:
     files: int = 0
     #: Objects defined in more than one file (each kept): one warning naming both files.
     warnings: list[InputError] = field(default_factory=list)
+    #: The per-object rules' results for ``objects``, when :func:`read_and_validate` was
+    #: asked for them (``checks``): what :func:`rknb.audit.audit` takes as ``precomputed``.
+    precomputed: Precomputed | None = None
 
 
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[InputError]]:
@@ -805,12 +816,18 @@ PARALLEL_MIN_BYTES = 1_000_000
 
 
 def _read_part(
-    files: Sequence[str], default_namespace: str, kube_version: str | None
+    files: Sequence[str],
+    default_namespace: str,
+    kube_version: str | None,
+    checks: tuple[Sequence[str] | None, AuditConfig | None] | None = None,
 ) -> tuple[AuditInputs, list[InputError]]:
     inputs = AuditInputs()
     for path in files:
         _read_file(path, inputs, default_namespace)
     invalid = validate_objects(inputs.objects, kube_version) if kube_version else []
+    if checks is not None:
+        rules, config = checks
+        inputs.precomputed = object_violations(inputs.objects, rules=rules, config=config)
     return inputs, invalid
 
 
@@ -855,6 +872,7 @@ def read_and_validate(
     kube_version: str | None = None,
     workers: int = 1,
     default_namespace: str = "default",
+    checks: tuple[Sequence[str] | None, AuditConfig | None] | None = None,
 ) -> tuple[AuditInputs, list[InputError]]:
     """Return what :func:`read_inputs` returns and the objects' schema errors.
 
@@ -870,6 +888,10 @@ def read_and_validate(
         files read and validated by forked processes at once; the result is the same.
     default_namespace
         The namespace of objects that name none.
+    checks
+        ``(rules, config)`` of the audit to come: each process also runs the per-object
+        rules on the objects it read (:func:`rknb.audit.object_violations`), and the
+        results land in the inputs' ``precomputed``.
     """
     import multiprocessing
 
@@ -881,12 +903,13 @@ def read_and_validate(
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
             pending = [
-                pool.submit(_read_part, part, default_namespace, kube_version) for part in parts[1:]
+                pool.submit(_read_part, part, default_namespace, kube_version, checks)
+                for part in parts[1:]
             ]
-            results = [_read_part(parts[0], default_namespace, kube_version)]
+            results = [_read_part(parts[0], default_namespace, kube_version, checks)]
             results.extend(future.result() for future in pending)
     else:
-        results = [_read_part(files, default_namespace, kube_version)]
+        results = [_read_part(files, default_namespace, kube_version, checks)]
     inputs = AuditInputs(errors=errors, files=len(files))
     invalid: list[InputError] = []
     for part_inputs, part_invalid in results:
@@ -894,6 +917,10 @@ def read_and_validate(
         inputs.skipped.extend(part_inputs.skipped)
         inputs.errors.extend(part_inputs.errors)
         invalid.extend(part_invalid)
+    if checks is not None:
+        inputs.precomputed = Precomputed.joined(
+            [part.precomputed for part, _ in results if part.precomputed is not None]
+        )
     inputs.warnings = _duplicates(inputs.objects)
     return inputs, invalid
 
@@ -1206,10 +1233,13 @@ def _audit_command(
     from rknb.audit import at_or_above, to_json, to_junit, to_sarif, to_text
     from rknb.audit.output import printable
 
-    # Large inputs are read and validated by forked processes at once, one per free core (at
-    # most MAX_WORKERS): 10,000 objects read in 0.5 s instead of 0.8 s on 2 cores.
+    # Large inputs are read, validated and checked by the per-object rules in forked
+    # processes at once, one per usable core (at most MAX_WORKERS); a process forked before
+    # the objects exist copies none of them.
     inputs, invalid = (
-        read_and_validate(paths, kube_version=kube_version, workers=default_workers())
+        read_and_validate(
+            paths, kube_version=kube_version, workers=default_workers(), checks=(rules, config)
+        )
         if paths
         else (AuditInputs(), [])
     )
@@ -1218,7 +1248,7 @@ def _audit_command(
     if kube_version and objects:
         errors.extend(validate_objects(objects, kube_version))
     errors.extend(invalid)
-    report = audit(everything, rules=rules, config=config, workers=default_workers())
+    report = audit(everything, rules=rules, config=config, precomputed=inputs.precomputed)
     report.skipped.extend(_skipped_of(d) for d in inputs.skipped)
     errors.extend(_input_error(e) for e in report.errors)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rknb.audit import audit, to_json
+from rknb.audit import AuditConfig, audit, to_json
 from rknb.audit import engine as audit_engine
 from rknb.conformance import audit as runner
 from rknb.errors import ManifestError
@@ -114,10 +114,39 @@ def test_forked_rule_workers_give_the_serial_report(monkeypatch):
     assert len(serial.findings) == 40 * len(audit(_many_objects(1)).findings) > 400
     # The forked path really ran (a table, not None) and found what one process finds.
     rules, settings = audit_engine.get_rules(), audit_engine.AuditConfig()
-    table = audit_engine._parallel_violations(rules, objects, settings, 2)
-    assert table is not None
-    assert table == audit_engine._object_violations(rules, objects, settings, 0, len(objects))
-    assert max(position for _, position in table) >= len(objects) // 2
+    pairs = list(enumerate(objects))
+    forked = audit_engine._parallel_violations(rules, pairs, settings, 2)
+    assert forked is not None and forked.count == len(objects)
+    assert forked.table == audit_engine._object_violations(rules, pairs, settings)
+    assert max(position for _, position in forked.table) >= len(objects) // 2
+
+
+def test_results_computed_in_parts_give_the_serial_report():
+    # What a forked reader does: the per-object rules on its run of objects, joined in order;
+    # objects after the precomputed ones (a live cluster's) are checked by audit() itself.
+    objects = _many_objects(6)
+    serial = audit(objects)
+    cut, end = len(objects) // 3, 2 * len(objects) // 3
+    parts = [
+        audit_engine.object_violations(objects[:cut]),
+        audit_engine.object_violations(objects[cut:end]),
+    ]
+    joined = audit_engine.Precomputed.joined(parts)
+    assert joined.count == end
+    assert joined.table == {
+        key: found
+        for key, found in audit_engine.object_violations(objects).table.items()
+        if key[1] < end
+    }
+    report = audit(objects, precomputed=joined)
+    assert to_json(report) == to_json(serial)
+    assert report.verdicts == serial.verdicts
+    # Results from elsewhere are trusted: a planted one shows up as a finding.
+    rule_number = [r.id for r in audit_engine.get_rules() if not r.optional].index("RK-SEC-001")
+    deployment = next(n for n, o in enumerate(objects[:cut]) if o["kind"] == "Deployment")
+    planted = {**joined.table, (rule_number, deployment): [("planted", "app", None)]}
+    marked = audit(objects, precomputed=audit_engine.Precomputed(planted, end))
+    assert [f.message for f in marked.findings if f.message == "planted"] == ["planted"]
 
 
 def test_forked_readers_give_the_serial_inputs_and_errors(tmp_path, monkeypatch):
@@ -136,6 +165,25 @@ def test_forked_readers_give_the_serial_inputs_and_errors(tmp_path, monkeypatch)
     assert two.errors == one.errors and len(two.errors) == 1
     assert two_invalid == one_invalid
     assert [e.path.rsplit("/", 1)[-1] for e in two_invalid] == ["f4.yaml"]
+
+
+def test_forked_readers_check_their_objects_as_the_audit_would(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 1)
+    for n, obj in enumerate(runner.read_inputs([SEED]).objects):
+        (tmp_path / f"f{n:02d}.yaml").write_text(yaml.safe_dump(obj))
+    checks = (None, AuditConfig(min_replicas=3))
+    two, _ = runner.read_and_validate([tmp_path], workers=2, checks=checks)
+    one, _ = runner.read_and_validate([tmp_path], workers=1)
+    assert two.objects == one.objects and one.precomputed is None
+    assert two.precomputed is not None and two.precomputed.count == len(two.objects)
+    serial = audit(one.objects, config=checks[1])
+    assert (
+        two.precomputed.table == audit_engine.object_violations(one.objects, config=checks[1]).table
+    )
+    assert to_json(audit(two.objects, config=checks[1], precomputed=two.precomputed)) == to_json(
+        serial
+    )
+    assert any(position >= len(two.objects) // 2 for _, position in two.precomputed.table)
 
 
 def test_json_report_has_one_finding_per_line_each_valid_json():
