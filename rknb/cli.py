@@ -574,7 +574,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from datetime import UTC
 
     from rknb.credentials import redact
-    from rknb.sources import RECORD_ENV, reference_time_of, start_bundle
+    from rknb.sources import RECORD_ENV, finish_bundle, reference_time_of, start_bundle
     from rknb.times import format_time, parse_time
 
     names = list(args.notebooks) or list(report.list_notebooks())
@@ -648,6 +648,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     # Kernels recording side by side append to the one bundle under its file lock.
     worst = report.EXIT_OK
+    unfinished: list[str] = []
     with ThreadPoolExecutor(max_workers=min(args.jobs, len(names))) as pool:
         futures = {pool.submit(one, name): name for name in names}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -656,6 +657,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
                 print(f"[{done}/{len(names)}] {result.message} ({took:.1f} s)", flush=True)
                 print(f"    report: {result.html_path}", flush=True)
             worst = max(worst, result.exit_code)  # a failed verdict (1) counts too
+            if result.exit_code > report.EXIT_FINDINGS:
+                unfinished.append(futures[future])
+    if unfinished:
+        print(
+            f"bundle left unfinished: {', '.join(sorted(unfinished))} did not run to the end, "
+            "so a replay refuses the bundle; fix that and record again"
+        )
+    else:
+        finish_bundle(bundle)
     index = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     print(
         f"bundle: {bundle} ({len(index['metrics'])} query answers, "

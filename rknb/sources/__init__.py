@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         BundleMetricsSource,
         BundleObjectSource,
         BundleRecorder,
+        finish_bundle,
         open_bundle,
         start_bundle,
     )
@@ -62,6 +63,7 @@ __all__ = [
     "SkippedDocument",
     "Window",
     "empty_frame",
+    "finish_bundle",
     "open_bundle",
     "open_demo",
     "open_metrics",
@@ -79,6 +81,7 @@ _LAZY = {
     "BundleObjectSource": "rknb.sources.bundle",
     "BundleRecorder": "rknb.sources.bundle",
     "bundle_recorded_at": "rknb.sources.bundle",
+    "finish_bundle": "rknb.sources.bundle",
     "is_bundle": "rknb.sources.bundle",
     "open_bundle": "rknb.sources.bundle",
     "recording_target": "rknb.sources.bundle",

@@ -49,6 +49,7 @@ __all__ = [
     "BundleObjectSource",
     "BundleRecorder",
     "bundle_recorded_at",
+    "finish_bundle",
     "is_bundle",
     "open_bundle",
     "recording_target",
@@ -297,11 +298,27 @@ def start_bundle(
             "description": description,
             "metrics_source": metrics_source,
             "objects_source": objects_source,
+            # Until finish_bundle() removes it: a replay refuses a recording that never ended.
+            "recording": True,
             "metrics": {},
             "objects": {},
         },
     )
     return folder
+
+
+def finish_bundle(directory: str | os.PathLike[str]) -> None:
+    """Mark a bundle started by :func:`start_bundle` as complete, so that it can be replayed.
+
+    A bundle whose recording was killed (SIGTERM, a crash) before this call keeps its
+    ``recording`` mark, and :func:`open_bundle` refuses it instead of replaying part of
+    the answers.
+    """
+    folder = Path(directory)
+    with _locked(folder):
+        index = _read_index(folder)
+        index.pop("recording", None)
+        _write_json(folder / _INDEX, index)
 
 
 class BundleRecorder:
@@ -400,6 +417,9 @@ class BundleRecorder:
                     self._index[section] = {**on_disk.get(section, {}), **self._index[section]}
                 for role in ("metrics_source", "objects_source"):
                     self._index[role] = self._index.get(role) or on_disk.get(role)
+                self._index.pop("recording", None)
+                if on_disk.get("recording"):
+                    self._index["recording"] = True
             _write_json(path, self._index)
 
     def _need(self, source: Any, what: str) -> Any:
@@ -573,4 +593,9 @@ def open_bundle(path: str | os.PathLike[str]) -> tuple[BundleMetricsSource, Bund
     """Return the metrics and object sources that replay a bundle folder."""
     folder = Path(path)
     index = _read_index(folder)
+    if index.get("recording"):
+        raise BundleError(
+            f"{folder} is an unfinished recording: rknb record stopped before its runs ended "
+            "(it was killed, or a run failed); record it again"
+        )
     return BundleMetricsSource(folder, index), BundleObjectSource(folder, index)

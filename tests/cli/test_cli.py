@@ -156,6 +156,22 @@ def test_record_takes_notebooks_named_after_the_options_and_exits_with_the_verdi
     assert code == report.EXIT_FINDINGS  # the verdict failed: not a success
     assert "[1/1]" in out and "raises" not in out
     assert (bundle / "bundle.json").is_file()
+    # Every run reached its end (a failed verdict is an end): the bundle can be replayed.
+    assert "recording" not in json.loads((bundle / "bundle.json").read_text())
+    assert "unfinished" not in out
+
+
+def test_record_leaves_the_bundle_unfinished_when_a_run_fails(fixture_notebooks, tmp_path, capsys):
+    from rknb.errors import BundleError
+    from rknb.sources import open_bundle
+
+    bundle = tmp_path / "bundle"
+    code = cli.main(["record", str(bundle), "ok", "raises", "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == report.EXIT_CELL_ERROR
+    assert "bundle left unfinished: raises did not run to the end" in out
+    with pytest.raises(BundleError, match="unfinished recording"):
+        open_bundle(bundle)
 
 
 def test_record_into_a_file_is_a_clear_infrastructure_error(fixture_notebooks, tmp_path, capsys):

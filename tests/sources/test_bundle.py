@@ -10,7 +10,13 @@ import pytest
 from rknb.catalog import Selector
 from rknb.errors import BundleError, ParameterError
 from rknb.sources.base import Window, empty_frame
-from rknb.sources.bundle import BundleRecorder, bundle_recorded_at, open_bundle, start_bundle
+from rknb.sources.bundle import (
+    BundleRecorder,
+    bundle_recorded_at,
+    finish_bundle,
+    open_bundle,
+    start_bundle,
+)
 from rknb.sources.objects import ObjectListSource
 
 END = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -231,11 +237,13 @@ def test_start_bundle_refuses_an_existing_bundle_unless_forced(tmp_path):
     BundleRecorder(TinyMetrics(), None, folder, append=True).query_range(
         "container_cpu_cores", SELECTOR, WINDOW
     )
+    finish_bundle(folder)
     with pytest.raises(BundleError, match=r"already holds a bundle.*--force"):
         start_bundle(folder, END, description="second")
     assert len(open_bundle(folder)[0].recorded()) == 1  # the refusal left it as it was
 
     start_bundle(folder, END + timedelta(hours=1), description="second", force=True)
+    finish_bundle(folder)
     assert open_bundle(folder)[0].recorded() == []
     assert list((folder / "metrics").iterdir()) == []
     assert bundle_recorded_at(folder) == END + timedelta(hours=1)
@@ -264,11 +272,26 @@ def test_appending_recorders_merge_into_one_index(tmp_path):
     assert index["description"] == "two kernels"
     assert index["metrics_source"] == "tiny"
     assert index["objects_source"] == "test objects"  # filled in by the recorder that had one
+    # Until the recording is finished (rknb record ended every run), a replay is refused.
+    with pytest.raises(BundleError, match=r"unfinished recording.*record it again"):
+        open_bundle(folder)
+    finish_bundle(folder)
+    assert "recording" not in json.loads((folder / "bundle.json").read_text())
     metrics, replayed_objects = open_bundle(folder)
     assert [o["metadata"]["name"] for o in replayed_objects.list("Deployment", "shop")] == [
         "web",
         "api",
     ]
+    assert metrics.reference_time == END
+
+
+def test_a_recorder_writing_after_the_finish_does_not_reopen_the_bundle(tmp_path):
+    folder = start_bundle(tmp_path / "b", END, description="one kernel")
+    late = BundleRecorder(TinyMetrics(), None, folder, append=True)
+    finish_bundle(folder)
+    late.query_range("container_cpu_cores", SELECTOR, WINDOW)
+    metrics, _ = open_bundle(folder)
+    assert len(json.loads((folder / "bundle.json").read_text())["metrics"]) == 1
     assert metrics.reference_time == END
 
 
@@ -291,6 +314,7 @@ def test_source_openers_record_while_the_variable_names_a_bundle(tmp_path, monke
     live = metrics.query_range("deployment_replicas", selector, window)
     deployments = objects.list("Deployment", "reasonkit")
     monkeypatch.delenv(RECORD_ENV)
+    finish_bundle(folder)
 
     replay_metrics, replay_objects = open_metrics(str(folder)), open_objects(str(folder))
     pd.testing.assert_frame_equal(
@@ -304,6 +328,7 @@ def test_recording_into_the_bundle_being_replayed_is_refused(tmp_path, monkeypat
     from rknb.sources import RECORD_ENV, open_metrics
 
     folder = start_bundle(tmp_path / "b", END, description="x")
+    finish_bundle(folder)
     monkeypatch.setenv(RECORD_ENV, str(folder))
     with pytest.raises(ParameterError, match="records into"):
         open_metrics(str(folder))
