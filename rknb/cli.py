@@ -386,8 +386,9 @@ def _cmd_run_matrix(args: argparse.Namespace) -> int:
 
 
 def _add_audit(commands: Any) -> None:
-    # rknb.audit.SEVERITIES, written out: importing rknb.audit (pandas) would slow every command.
-    severities = ("critical", "high", "medium", "low", "info")
+    # rknb.audit.model.FAIL_ON_SEVERITIES (run's words, rknb.report.SEVERITIES), written out:
+    # importing rknb.audit would slow every command; a test keeps the three the same.
+    severities = ("info", "low", "warning", "medium", "high", "error", "critical")
     audit = commands.add_parser(
         "audit",
         help="audit manifests (or a live cluster) for reliability and security rules",
@@ -407,14 +408,24 @@ def _add_audit(commands: Any) -> None:
         choices=severities,
         default="high",
         metavar="SEVERITY",
-        help=f"exit 1 on a finding this severe or worse ({', '.join(severities)}; default high)",
+        help="exit 1 on a finding this severe or worse (%(choices)s; default high; warning "
+        "is medium or worse, error is critical, as in `rknb run`)",
     )
-    audit.add_argument("--config", metavar="FILE", help="YAML: min_replicas, disabled, ignore")
+    audit.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML settings: min_replicas, disabled, enabled, ignore, scrape_interval_s, "
+        "metric_types, resource_ranges, alert_labels, ... (docs/audit.md)",
+    )
     audit.add_argument(
         "--rules", metavar="IDS", help="comma-separated rule ids or prefixes (RK-SEC) to run"
     )
     audit.add_argument(
-        "--kube-version", metavar="X.Y", help="validate objects against this version's schema"
+        "--kube-version",
+        type=_kube_version,
+        metavar="X.Y",
+        help="validate objects against this version's schema (1.30; the versions "
+        "kubernetes-validate carries)",
     )
     audit.add_argument("--context", metavar="NAME", help="audit this kubeconfig context's objects")
     scope = audit.add_mutually_exclusive_group()
@@ -422,6 +433,19 @@ def _add_audit(commands: Any) -> None:
     scope.add_argument(
         "-A", "--all-namespaces", action="store_true", help="with --context: every namespace"
     )
+
+
+def _kube_version(text: str) -> str:
+    # --kube-version is checked while the arguments are parsed: before a cluster is listed
+    # or a file read, and refused with exit 2 like any other bad argument.
+    from rknb.conformance.audit import schema_version
+
+    try:
+        schema_version(text, parameter="--kube-version")
+    except ParameterError as error:
+        message = str(error).removeprefix("parameter '--kube-version': ")
+        raise argparse.ArgumentTypeError(message) from error
+    return text
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

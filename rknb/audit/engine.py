@@ -99,23 +99,14 @@ def parse_ignore(text: str) -> tuple[list[str], str]:
 
 
 def _config_of(config: AuditConfig | Mapping[str, Any] | None) -> AuditConfig:
+    # A mapping gets the checks a --config file gets (unknown keys, types, rule ids).
     if config is None:
         return AuditConfig()
     if isinstance(config, AuditConfig):
         return config
-    try:
-        values: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in dict(config).items()
-        }
-        if isinstance(values.get("metric_types"), Mapping):
-            values["metric_types"] = tuple(sorted(values["metric_types"].items()))
-        return AuditConfig(**values)
-    except TypeError as error:
-        raise ParameterError(
-            "config",
-            f"{sorted(config)} are not all audit settings; "
-            "use min_replicas, disabled, ignore, enabled, scrape_interval_s, metric_types",
-        ) from error
+    from rknb.audit.model import config_from_mapping
+
+    return config_from_mapping(config, parameter="config")
 
 
 def _annotation_ignores(obj: Mapping[str, Any]) -> list[tuple[list[str], str]]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from rknb.errors import ParameterError
 
 __all__ = [
     "CATEGORIES",
+    "FAIL_ON_SEVERITIES",
     "SEVERITIES",
     "SEVERITY_WEIGHTS",
     "AuditConfig",
@@ -19,6 +23,7 @@ __all__ = [
     "Rule",
     "Skipped",
     "Violation",
+    "config_from_mapping",
     "object_namespace",
     "selector_matches",
 ]
@@ -27,6 +32,11 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 Category = Literal["reliability", "security", "efficiency"]
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
+#: The thresholds ``fail_on`` takes, least severe first: the words ``rknb run --fail-on`` takes
+#: (``rknb.report.SEVERITIES``). No rule has severity ``warning`` or ``error``: as thresholds
+#: they sit where run places them, so ``warning`` fails on medium or worse and ``error`` on
+#: critical only.
+FAIL_ON_SEVERITIES = ("info", "low", "warning", "medium", "high", "error", "critical")
 CATEGORIES: tuple[Category, ...] = ("reliability", "security", "efficiency")
 
 #: The weight a failed check of each severity costs in the score (see :mod:`rknb.audit.engine`).
@@ -141,6 +151,8 @@ class Skipped:
     namespace: str | None
     name: str | None
     reason: str
+    #: ``path:line`` of the document, when it came from a file.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,3 +262,149 @@ class ObjectIndex:
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
         for objects in self._by_kind.values():
             yield from objects
+
+
+# --------------------------------------------------------------------------- settings
+#
+# One check for the settings, whether they come as a mapping (a notebook's
+# ``audit(objects, config={...})``) or from a ``--config`` file: unknown keys, wrong types
+# and rule ids that name no rule are refused with the key and, where one is close, a
+# suggestion.
+
+#: Metric types ``metric_types`` may name (OpenMetrics' types).
+METRIC_TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset")
+
+_RULE_LISTS = {
+    "disabled": "[RK-IMG-001]",
+    "enabled": "['*'] or [RK-IMG]",
+    "ignore": "['RK-NET-001 Deployment/shop/web -- reason']",
+}
+
+
+def config_from_mapping(values: Any, *, parameter: str = "config", where: str = "") -> AuditConfig:
+    """Return the :class:`AuditConfig` of a mapping of its fields, every value checked.
+
+    Lists may stand for tuples, and ``metric_types``, ``alert_labels`` and
+    ``alert_annotations`` may be mappings (name -> type or value pattern).
+
+    Parameters
+    ----------
+    values
+        The settings by field name (``min_replicas``, ``disabled``, ...).
+    parameter
+        The name the :class:`~rknb.errors.ParameterError` gives (``config``, ``--config``).
+    where
+        Where the settings came from (a file name), said first in an error.
+    """
+    prefix = f"{where} " if where else ""
+    known = [f.name for f in fields(AuditConfig)]
+    if not isinstance(values, Mapping):
+        raise ParameterError(
+            parameter,
+            f"{prefix}must be a mapping of settings ({', '.join(known)}), "
+            f"not {type(values).__name__}",
+        )
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            from difflib import get_close_matches
+
+            close = get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the settings are {known}"
+            raise ParameterError(parameter, f"{prefix}has no setting {key!r}{hint}")
+        checked[key] = _setting(key, value, lambda text: ParameterError(parameter, prefix + text))
+    return AuditConfig(**checked)
+
+
+def _setting(key: str, value: Any, bad: Callable[[str], ParameterError]) -> Any:
+    # The value of one setting as AuditConfig holds it, or the error ``bad`` makes.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key == "min_replicas":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(f"min_replicas is {value!r}; give a whole number (2)")
+        return value
+    if key in _RULE_LISTS:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise bad(f"{key} is {value!r}; give a list of strings ({_RULE_LISTS[key]})")
+        for text in value:
+            _check_rule_id(key, text, bad)
+        return tuple(value)
+    if key in ("scrape_interval_s", "alert_for_min_s", "alert_for_max_s"):
+        if value is None and key == "alert_for_max_s":
+            return None
+        if not number or value < 0 or (key == "scrape_interval_s" and value == 0):
+            raise bad(f"{key} is {value!r}; give a number of seconds (30)")
+        return float(value)
+    if key == "metric_types":
+        pairs = _pairs(key, value, bad, "{up: gauge}")
+        for name, kind in pairs:
+            if kind not in METRIC_TYPES:
+                raise bad(
+                    f"metric_types {name!r} is {kind!r}; give one of {', '.join(METRIC_TYPES)}"
+                )
+        return tuple(sorted(pairs))
+    if key in ("alert_labels", "alert_annotations"):
+        pairs = _pairs(key, value, bad, "{severity: 'critical|warning'}")
+        for name, pattern in pairs:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise bad(
+                    f"{key} {name!r} pattern {pattern!r} is no regular expression ({error})"
+                ) from error
+        return tuple(pairs)
+    if key == "resource_ranges":
+        return _resource_ranges(value, bad)
+    return value
+
+
+def _pairs(key: str, value: Any, bad: Callable[[str], ParameterError], example: str) -> list[Any]:
+    # (name, text) pairs from a mapping or a list of two-item lists.
+    items = list(value.items()) if isinstance(value, Mapping) else value
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(v, str) for v in item)
+        for item in items
+    ):
+        raise bad(f"{key} is {value!r}; give a mapping of names to strings ({example})")
+    return [tuple(item) for item in items]
+
+
+def _resource_ranges(value: Any, bad: Callable[[str], ParameterError]) -> tuple[Any, ...]:
+    from rknb.audit.rules.pods import _RANGE_KEYS
+
+    example = "[[requests.cpu, 0.05, 4], [limits.memory, 67108864, 8589934592]]"
+    ranges = []
+    for entry in value if isinstance(value, list | tuple) else [value]:
+        shaped = isinstance(entry, list | tuple) and len(entry) == 3
+        numbers = shaped and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in entry[1:]
+        )
+        if not numbers or entry[0] not in _RANGE_KEYS or entry[1] > entry[2]:
+            raise bad(
+                f"resource_ranges entry {entry!r} is not [{' | '.join(sorted(_RANGE_KEYS))}, "
+                f"lowest, highest] in cores or bytes ({example})"
+            )
+        ranges.append((entry[0], float(entry[1]), float(entry[2])))
+    return tuple(ranges)
+
+
+def _check_rule_id(key: str, text: str, bad: Callable[[str], ParameterError]) -> None:
+    # Refuses an entry of disabled/enabled/ignore that names no rule (prefixes only in enabled).
+    from difflib import get_close_matches
+
+    from rknb.audit.registry import RULES, get_rules
+
+    get_rules()  # registers the rules
+    words = text.split("--")[0].split()
+    if key == "ignore" and (not words or len(words) > 2):
+        raise bad(f"ignore entry {text!r} is not 'RULE-ID [Kind/namespace/name] [-- reason]'")
+    wanted = words[0] if words else text
+    if wanted in RULES or (key == "enabled" and wanted == "*"):
+        return
+    if key == "enabled" and any(r.startswith(wanted + "-") for r in RULES):
+        return
+    close = get_close_matches(wanted, sorted(RULES), n=1)
+    hint = (
+        f"; did you mean {close[0]!r}?" if close else "; see `rknb audit --help` or docs/rules.md"
+    )
+    raise bad(f"{key} names {wanted!r}, which is no rule{hint}")

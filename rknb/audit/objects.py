@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from rknb.audit.model import ObjectIndex, object_namespace, selector_matches
-from rknb.kube import parse_int_or_percent
+from rknb.errors import ParameterError
+from rknb.kube import parse_int_or_percent, parse_quantity
 
 __all__ = [
     "SERVICE_WORKLOAD_KINDS",
@@ -87,11 +88,58 @@ def _facts(obj: Mapping[str, Any]) -> _Facts:
         return found
     template = _template(obj)
     spec = template.get("spec") or {}
-    app = list(spec.get("containers") or [])
-    facts: _Facts = (obj, template, spec, app, [*(spec.get("initContainers") or []), *app])
+    app = [_readable(c) for c in spec.get("containers") or []]
+    init = [_readable(c) for c in spec.get("initContainers") or []]
+    facts: _Facts = (obj, template, spec, app, [*init, *app])
     if _MEMO_USERS[0]:
         _MEMO[id(obj)] = facts
     return facts
+
+
+# Quantity strings already parsed (most manifests repeat a few: 100m, 128Mi), so that each
+# is parsed once per process; bounded, since the text comes from the input.
+_QUANTITIES_SEEN: set[str] = set()
+_QUANTITIES_KEPT = 4096
+
+
+def _is_quantity(value: Any) -> bool:
+    if value.__class__ is str and value in _QUANTITIES_SEEN:
+        return True
+    try:
+        parse_quantity(value)
+    except ParameterError:
+        return False
+    if value.__class__ is str and len(_QUANTITIES_SEEN) < _QUANTITIES_KEPT:
+        _QUANTITIES_SEEN.add(value)
+    return True
+
+
+def _bad_quantities(container: Any) -> Iterator[tuple[str, str, Any]]:
+    # (requests | limits, resource, value) of the container's values that are no quantity.
+    resources = container.get("resources") if isinstance(container, Mapping) else None
+    if not isinstance(resources, Mapping):
+        return
+    for section in ("requests", "limits"):
+        amounts = resources.get(section)
+        if isinstance(amounts, Mapping):
+            for resource, value in amounts.items():
+                if value is not None and not _is_quantity(value):
+                    yield section, str(resource), value
+
+
+def _readable(container: Any) -> Any:
+    # The container as the rules read it: a request or limit that is no quantity (`cpu: lots`)
+    # is left out, as absent (field_problems reports it). Others are the input's own dict.
+    bad = list(_bad_quantities(container))
+    if not bad:
+        return container
+    resources = {
+        section: dict(amounts) if isinstance(amounts, Mapping) else amounts
+        for section, amounts in container["resources"].items()
+    }
+    for section, resource, _ in bad:
+        del resources[section][resource]
+    return {**container, "resources": resources}
 
 
 @contextmanager
@@ -233,11 +281,13 @@ def _pod_int_fields(obj: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def field_problems(obj: Mapping[str, Any]) -> list[str]:
-    """Return one sentence per integer field of the object that holds something else.
+    """Return one sentence per field the rules read whose value has the wrong form.
 
     The fields are those the rules read as numbers (``spec.replicas``, an HPA's
-    ``minReplicas`` and ``maxReplicas``, ``runAsUser``, ``containerPort``); the rules
-    treat such a value as absent.
+    ``minReplicas`` and ``maxReplicas``, ``runAsUser``, ``containerPort``) and the
+    containers' resource requests and limits, which must be quantities (``100m``, ``0.5``,
+    ``128Mi``, as :func:`rknb.kube.parse_quantity` reads them); the rules treat such a
+    value as absent.
     """
     kind = obj.get("kind")
     if kind == "HorizontalPodAutoscaler":
@@ -253,11 +303,31 @@ def field_problems(obj: Mapping[str, Any]) -> list[str]:
         found = _pod_int_fields(obj)
     else:
         return []
-    return [
+    problems = [
         f"{path} is {value!r}, not a whole number; it is treated as absent"
         for path, value in found
         if _not_int(value)
     ]
+    if kind in WORKLOAD_KINDS:
+        problems.extend(_quantity_problems(obj))
+    return problems
+
+
+def _quantity_problems(obj: Mapping[str, Any]) -> Iterator[str]:
+    # A request or limit the API server would refuse as no quantity (`cpu: lots`).
+    base = "spec" if obj.get("kind") == "Pod" else "spec.template.spec"
+    if obj.get("kind") == "CronJob":
+        base = "spec.jobTemplate.spec.template.spec"
+    spec = pod_spec(obj)
+    for group in ("initContainers", "containers"):
+        listed = spec.get(group)
+        for number, c in enumerate(listed if isinstance(listed, list) else []):
+            for section, resource, value in _bad_quantities(c):
+                yield (
+                    f"container {str(c.get('name'))!r} {base}.{group}[{number}].resources."
+                    f"{section}.{resource} is {value!r}, not a quantity (write it as 100m, 0.5 "
+                    "or 128Mi); it is treated as absent"
+                )
 
 
 _POD_KINDS = (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob")

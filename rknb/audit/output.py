@@ -11,7 +11,14 @@ from urllib.parse import quote
 
 import orjson
 
-from rknb.audit.model import SEVERITIES, AuditReport, Finding, ObjectSummary, Skipped
+from rknb.audit.model import (
+    FAIL_ON_SEVERITIES,
+    SEVERITIES,
+    AuditReport,
+    Finding,
+    ObjectSummary,
+    Skipped,
+)
 from rknb.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -29,6 +36,7 @@ __all__ = [
     "rules_markdown",
     "severity_counts",
     "skipped_frame",
+    "skipped_label",
     "to_json",
     "to_junit",
     "to_sarif",
@@ -233,20 +241,36 @@ def _text_lines(report: AuditReport) -> list[str]:
     if report.skipped:
         lines.append("")
         lines.append(f"Skipped ({len(report.skipped)}):")
-        for s in report.skipped:
-            lines.append(f"    {s.kind}/{s.namespace or '-'}/{s.name}: {s.reason}")
+        lines.extend(f"    {skipped_label(s)}: {s.reason}" for s in report.skipped)
     return lines
 
 
+def skipped_label(skipped: Skipped) -> str:
+    """Return what and where a skipped document is: ``Kind/namespace/name at path:line``.
+
+    The parts that could not be read are left out: ``Deployment at chart.yaml:8`` for a
+    template whose name is a template, ``chart.yaml:1`` when not even its kind was read.
+    """
+    parts = [p for p in (skipped.kind, skipped.namespace, skipped.name) if p]
+    label = "/".join(parts)
+    if skipped.source:
+        return f"{label} at {skipped.source}" if label else skipped.source
+    return label or "(a document without kind or name)"
+
+
 def at_or_above(report: AuditReport, severity: str) -> list[Finding]:
-    """Return the unsuppressed findings at ``severity`` or worse."""
-    if severity not in SEVERITIES:
+    """Return the unsuppressed findings at ``severity`` or worse.
+
+    ``severity`` is one of :data:`~rknb.audit.model.FAIL_ON_SEVERITIES`, the words
+    ``rknb run --fail-on`` takes: ``warning`` means medium or worse, ``error`` critical.
+    """
+    if severity not in FAIL_ON_SEVERITIES:
         raise ParameterError(
-            "fail_on", f"unknown severity {severity!r}; choose one of {', '.join(SEVERITIES)}"
+            "fail_on",
+            f"unknown severity {severity!r}; choose one of {', '.join(FAIL_ON_SEVERITIES)}",
         )
-    worst_first = list(SEVERITIES)
-    cutoff = worst_first.index(severity)
-    return [f for f in report.findings if worst_first.index(f.severity) <= cutoff]
+    cutoff = FAIL_ON_SEVERITIES.index(severity)
+    return [f for f in report.findings if FAIL_ON_SEVERITIES.index(f.severity) >= cutoff]
 
 
 def verdict(report: AuditReport, fail_on: str) -> tuple[str, str]:
@@ -328,7 +352,7 @@ def skipped_frame(report: AuditReport, unread: Sequence[Any] = ()) -> pd.DataFra
     """
     rows = [
         {
-            "where": "audit",
+            "where": s.source or "audit",
             "kind": s.kind,
             "namespace": s.namespace,
             "name": s.name,
@@ -440,6 +464,7 @@ def to_sarif(
     *,
     version: str = "",
     notifications: Sequence[Mapping[str, Any]] = (),
+    execution_successful: bool | None = None,
 ) -> str:
     """Return the report as a SARIF 2.1.0 log: one run, its rules, findings and suppressions.
 
@@ -453,8 +478,11 @@ def to_sarif(
     version
         rknb's version, written as the tool driver's version when given.
     notifications
-        SARIF ``toolExecutionNotifications`` (inputs that could not be read), written in
-        the run's ``invocations`` when given.
+        SARIF ``toolExecutionNotifications``: inputs that could not be read (level
+        ``error``) and warnings such as objects defined twice (level ``warning``).
+    execution_successful
+        The invocation's ``executionSuccessful``; by default false exactly when a
+        notification has level ``error`` (an input was not audited), as SARIF 2.1.0 asks.
     """
     from rknb.audit.registry import RULES
 
@@ -497,10 +525,12 @@ def to_sarif(
         "results": results,
         "properties": {"score": report.score},
     }
+    if execution_successful is None:
+        execution_successful = not any(n.get("level") == "error" for n in notifications)
+    invocation: dict[str, Any] = {"executionSuccessful": execution_successful}
     if notifications:
-        run["invocations"] = [
-            {"executionSuccessful": True, "toolExecutionNotifications": list(notifications)}
-        ]
+        invocation["toolExecutionNotifications"] = list(notifications)
+    run["invocations"] = [invocation]
     log = {"$schema": _SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(log, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -547,8 +577,9 @@ def to_junit(report: AuditReport) -> str:
             )
     for s in report.skipped:
         skipped += 1
-        name = f"{s.kind}/{s.namespace}/{s.name}" if s.namespace else f"{s.kind}/{s.name}"
-        case = ET.SubElement(suite, "testcase", classname=_xml_text(name), name="audited")
+        case = ET.SubElement(
+            suite, "testcase", classname=_xml_text(skipped_label(s)), name="audited"
+        )
         ET.SubElement(case, "skipped", message=_xml_text(s.reason))
     suite.set("tests", str(len(suite)))
     suite.set("failures", str(failures))

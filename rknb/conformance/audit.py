@@ -33,7 +33,7 @@ from rknb.audit import (
     get_rules,
     object_violations,
 )
-from rknb.audit.model import object_key_of, object_namespace
+from rknb.audit.model import config_from_mapping, object_key_of, object_namespace
 from rknb.conformance import CaseResult, Status, Summary
 from rknb.errors import ParameterError
 from rknb.sources.base import SUPPORTED_KINDS
@@ -526,8 +526,11 @@ def _pint_cases(folder: Path, spec: Mapping[str, Any]) -> list[CaseResult]:
 # bomb must be refused before anything walks it, and 10,000 objects must read in well under
 # a second (libyaml's loader when PyYAML has it).
 
-#: Kinds the audit reads: what rknb's sources read, plus OpenShift's DeploymentConfig.
-AUDIT_KINDS = frozenset((*SUPPORTED_KINDS, "DeploymentConfig"))
+#: Kinds the audit reads: what rknb's sources read, plus OpenShift's DeploymentConfig and the
+#: Prometheus operator's ServiceMonitor (RK-MON-001 reads it; of group monitoring.coreos.com).
+AUDIT_KINDS = frozenset((*SUPPORTED_KINDS, "DeploymentConfig", "ServiceMonitor"))
+#: Kinds read only from their own API group (another group's kind of that name is a CRD).
+_KIND_GROUPS = {"ServiceMonitor": "monitoring.coreos.com/"}
 #: Files larger than this are reported as an error instead of read (bytes). Parsed YAML
 #: takes about 20 times its size in memory: a 16 MiB file (some 45,000 objects) stays
 #: within the audit's 500 MB budget, a 50 MB one would not.
@@ -673,9 +676,7 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
         return
     except yaml.MarkedYAMLError as error:
         if "{{" in text:
-            inputs.skipped.append(
-                SkippedDocument(path, 1, None, None, "unrendered Helm template; render it first")
-            )
+            inputs.skipped.extend(_helm_documents(text, path))
             return
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
@@ -707,6 +708,67 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
         return
     for document, line, item_lines in documents:
         _add_document(document, path, line, item_lines, inputs, default_namespace)
+
+
+_HELM_REASON = "unrendered Helm template; render it first"
+# A template's top-level kind and metadata.name as written (not read as YAML, which the
+# template is not): `kind: Service`, `metadata:` then an indented `name: web`, or
+# `metadata: {name: web}`. A name holding a template action is not read.
+_TOP_KIND = re.compile(r"kind:\s*[\"']?([A-Za-z][A-Za-z0-9]*)[\"']?\s*(?:#.*)?")
+_NESTED_NAME = re.compile(r"\s+name:\s*[\"']?([A-Za-z0-9][-A-Za-z0-9_.]*)[\"']?\s*(?:#.*)?")
+_FLOW_NAME = re.compile(
+    r"metadata:\s*\{(?:[^{}]*[,\s])?name:\s*[\"']?([A-Za-z0-9][-A-Za-z0-9_.]*)[\"']?\s*[,}]"
+)
+
+
+def _helm_documents(text: str, path: str) -> list[SkippedDocument]:
+    # One skipped entry per document of a template file that is not YAML: its first line,
+    # and its kind and name when the lines say them plainly.
+    found: list[SkippedDocument] = []
+    start: int | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if start is not None:
+            kind, name = _helm_kind_and_name(lines)
+            found.append(SkippedDocument(path, start, kind, name, _HELM_REASON))
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        marker = line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t")
+        if marker:
+            close()
+            start, lines = None, []
+            line = line[3:].strip()
+            if not line or line.startswith("#"):
+                continue
+        if start is None and line.strip() and not line.lstrip().startswith("#"):
+            start = number
+        lines.append(line)
+    close()
+    return found
+
+
+def _helm_kind_and_name(lines: Sequence[str]) -> tuple[str | None, str | None]:
+    kind = name = None
+    depth: int | None = None  # the indentation of metadata's entries, once one is seen
+    in_metadata = False
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            in_metadata, depth = line.rstrip() == "metadata:", None
+            kind_match = _TOP_KIND.fullmatch(line)
+            kind = kind_match.group(1) if kind_match and kind is None else kind
+            flow = _FLOW_NAME.match(line)
+            name = flow.group(1) if flow and name is None else name
+            continue
+        if in_metadata:
+            depth = indent if depth is None else depth
+            nested = _NESTED_NAME.fullmatch(line)
+            if nested and indent == depth and name is None:
+                name = nested.group(1)
+    return kind, name
 
 
 def _add_document(
@@ -748,7 +810,8 @@ def _add_document(
     if not isinstance(kind, str) or not kind:
         inputs.skipped.append(SkippedDocument(path, line, None, name, "no kind: not an object"))
         return
-    if kind not in AUDIT_KINDS:
+    group = _KIND_GROUPS.get(kind)
+    if kind not in AUDIT_KINDS or (group and not str(document.get("apiVersion")).startswith(group)):
         inputs.skipped.append(
             SkippedDocument(
                 path,
@@ -1001,23 +1064,52 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
-def schema_version(kube_version: str) -> str:
-    """Return the schema version kubernetes-validate holds for a Kubernetes version (1.30)."""
-    wanted = _version_tuple(kube_version)[:2]
-    held = sorted(
-        {
-            m.group(1)
-            for entry in _schema_root().iterdir()
-            if (m := re.fullmatch(r"v(\d+\.\d+\.\d+)-local", entry.name))
-        },
-        key=_version_tuple,
+# A Kubernetes version as users and clusters write it: 1.30, 1.30.0, v1.30.4,
+# v1.30.2-gke.1587003, v1.30.4+k3s1 (kubernetes-validate has one schema per minor version).
+_KUBE_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?")
+
+
+def _held_versions() -> list[str]:
+    """Return the Kubernetes versions kubernetes-validate holds schemas for, oldest first."""
+    held = {
+        m.group(1)
+        for entry in _schema_root().iterdir()
+        if (m := re.fullmatch(r"v(\d+\.\d+\.\d+)-local", entry.name))
+    }
+    return sorted(held, key=_version_tuple)
+
+
+def schema_version(kube_version: str, *, parameter: str = "kube_version") -> str:
+    """Return the schema version kubernetes-validate holds for a Kubernetes version (1.30).
+
+    A version of a minor release kubernetes-validate holds no schema for (``1.24``,
+    ``9.99``) is a :class:`~rknb.errors.ParameterError` naming ``parameter`` and the
+    nearest versions it holds.
+    """
+    held = _held_versions()
+    match = _KUBE_VERSION.fullmatch(str(kube_version).strip())
+    wanted = (int(match.group(1)), int(match.group(2))) if match else None
+    usable = [v for v in held if _version_tuple(v)[:2] == wanted]
+    if usable:
+        return usable[-1]
+    minors = [".".join(v.split(".")[:2]) for v in held]
+    if wanted is None:
+        nearest = minors[-3:]
+        problem = "is not a Kubernetes version (write it as 1.30)"
+    else:
+        # The three closest minor versions (same major first), shown oldest first.
+        def distance(minor: str) -> tuple[int, int]:
+            major, number = _version_tuple(minor)[:2]
+            return abs(major - wanted[0]), abs(number - wanted[1])
+
+        nearest = sorted(sorted(minors, key=distance)[:3], key=_version_tuple)
+        problem = "has no schema in kubernetes-validate"
+    carried = f"{minors[0]} to {minors[-1]}" if minors else "none"
+    raise ParameterError(
+        parameter,
+        f"{kube_version!r} {problem}; it holds {carried} (nearest: {', '.join(nearest)}); "
+        "give one of those or upgrade kubernetes-validate",
     )
-    usable = [v for v in held if _version_tuple(v)[:2] <= wanted]
-    if not wanted or not usable:
-        raise ParameterError(
-            "kube_version", f"{kube_version!r} is older than every schema kubernetes-validate holds"
-        )
-    return usable[-1]
 
 
 def validate_objects(objects: Sequence[Mapping[str, Any]], kube_version: str) -> list[InputError]:
@@ -1061,69 +1153,20 @@ DEFAULT_FAIL_ON = "high"
 
 
 def load_config(path: str | os.PathLike[str] | None) -> AuditConfig:
-    """Return the audit settings of a YAML config file (``min_replicas``, ``disabled``, ...)."""
+    """Return the audit settings of a YAML config file (``min_replicas``, ``disabled``, ...).
+
+    The keys are :class:`~rknb.audit.AuditConfig`'s fields, checked as a notebook's
+    ``config`` mapping is (:func:`rknb.audit.model.config_from_mapping`).
+    """
     if path is None:
         return AuditConfig()
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ParameterError("--config", f"{os.fspath(path)!r} cannot be read ({error})") from error
-    known = {"min_replicas", "disabled", "ignore", "enabled"}
-    if not isinstance(data, dict) or set(data) - known:
-        raise ParameterError(
-            "--config",
-            f"{os.fspath(path)!r} must be a mapping of {', '.join(sorted(known))}",
-        )
-    where = f"{os.fspath(path)!r}"
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "min_replicas":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ParameterError(
-                    "--config", f"{where} min_replicas is {value!r}; give a whole number (2)"
-                )
-            values[key] = value
-            continue
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ParameterError(
-                "--config",
-                f"{where} {key} is {value!r}; give a list of strings ({_CONFIG_EXAMPLES[key]})",
-            )
-        for text in value:
-            _check_rule_id(where, key, text)
-        values[key] = tuple(value)
-    return AuditConfig(**values)
-
-
-_CONFIG_EXAMPLES = {
-    "disabled": "[RK-IMG-001]",
-    "enabled": "['*'] or [RK-IMG]",
-    "ignore": "['RK-NET-001 Deployment/shop/web -- reason']",
-}
-
-
-def _check_rule_id(where: str, key: str, text: str) -> None:
-    # Refuses an entry of disabled/enabled/ignore that names no rule (prefixes only in enabled).
-    from difflib import get_close_matches
-
-    from rknb.audit import RULES, get_rules
-
-    get_rules()  # registers the rules
-    wanted = text.split("--")[0].split()[0] if text.split("--")[0].split() else text
-    if key == "ignore" and len(text.split("--")[0].split()) > 2:
-        raise ParameterError(
-            "--config",
-            f"{where} ignore entry {text!r} is not 'RULE-ID [Kind/namespace/name] [-- reason]'",
-        )
-    if wanted in RULES or (key == "enabled" and wanted == "*"):
-        return
-    if key == "enabled" and any(r.startswith(wanted + "-") for r in RULES):
-        return
-    close = get_close_matches(wanted, sorted(RULES), n=1)
-    hint = (
-        f"; did you mean {close[0]!r}?" if close else "; see `rknb audit --help` or docs/rules.md"
+    return config_from_mapping(
+        {} if data is None else data, parameter="--config", where=repr(os.fspath(path))
     )
-    raise ParameterError("--config", f"{where} {key} names {wanted!r}, which is no rule{hint}")
 
 
 def _error_rows(errors: Sequence[InputError]) -> list[dict[str, Any]]:
@@ -1132,24 +1175,32 @@ def _error_rows(errors: Sequence[InputError]) -> list[dict[str, Any]]:
     ]
 
 
-def _notifications(errors: Sequence[InputError]) -> list[dict[str, Any]]:
+def _notifications(errors: Sequence[InputError], level: str = "error") -> list[dict[str, Any]]:
+    # SARIF toolExecutionNotifications: one per input error (or warning), where it is.
+    from rknb.audit.output import _uri
+
     notifications = []
     for e in errors:
-        note: dict[str, Any] = {"level": "error", "message": {"text": e.message}}
+        note: dict[str, Any] = {"level": level, "message": {"text": e.message}}
         region: dict[str, Any] = {}
         if e.line:
             region["startLine"] = e.line
         if e.column:
             region["startColumn"] = e.column
-        physical: dict[str, Any] = {"artifactLocation": {"uri": e.path}}
-        if region:
-            physical["region"] = region
-        note["locations"] = [{"physicalLocation": physical}]
+        if e.path != _NO_FILE:
+            physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(e.path)}}
+            if region:
+                physical["region"] = region
+            note["locations"] = [{"physicalLocation": physical}]
         notifications.append(note)
     return notifications
 
 
-def _with_errors_junit(document: str, errors: Sequence[InputError]) -> str:
+def _with_errors_junit(
+    document: str, errors: Sequence[InputError], warnings: Sequence[InputError] = ()
+) -> str:
+    # The inputs that could not be read as erroring test cases; warnings (objects defined
+    # twice) counted in a property and listed in the suite's system-out.
     import xml.etree.ElementTree as ET
 
     from rknb.audit.output import _xml_text
@@ -1160,8 +1211,14 @@ def _with_errors_junit(document: str, errors: Sequence[InputError]) -> str:
     for e in errors:
         case = ET.SubElement(suite, "testcase", classname=_xml_text(e.path), name="read")
         ET.SubElement(case, "error", message=_xml_text(e.text()))
-    suite.set("tests", str(len(suite)))
+    suite.set("tests", str(len(suite.findall("testcase"))))
     suite.set("errors", str(len(errors)))
+    if warnings:
+        properties = ET.Element("properties")
+        ET.SubElement(properties, "property", name="warnings", value=str(len(warnings)))
+        suite.insert(0, properties)  # the JUnit schema puts properties before the cases
+        out = ET.SubElement(suite, "system-out")
+        out.text = _xml_text("".join(f"warning: {w.text()}\n" for w in warnings))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -1200,7 +1257,8 @@ def audit_command(
     if output_format not in FORMATS:
         raise ParameterError("--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
     if kube_version:
-        schema_version(kube_version)  # a bad version is a usage error before any work
+        # A bad version is a usage error before any work.
+        schema_version(kube_version, parameter="--kube-version")
     with _no_cyclic_gc():
         return _audit_command(paths, output_format, fail_on, config, rules, kube_version, objects)
 
@@ -1249,15 +1307,19 @@ def _audit_command(
         errors.extend(validate_objects(objects, kube_version))
     errors.extend(invalid)
     report = audit(everything, rules=rules, config=config, precomputed=inputs.precomputed)
+    if report.skipped:
+        report.skipped[:] = _located(report.skipped, everything)
     report.skipped.extend(_skipped_of(d) for d in inputs.skipped)
     errors.extend(_input_error(e) for e in report.errors)
 
     if output_format == "json":
-        text = to_json(report, extra={"errors": _error_rows(errors)})
+        rows = {"errors": _error_rows(errors), "warnings": _error_rows(inputs.warnings)}
+        text = to_json(report, extra=rows)
     elif output_format == "sarif":
-        text = to_sarif(report, version=__version__, notifications=_notifications(errors))
+        notes = [*_notifications(errors), *_notifications(inputs.warnings, "warning")]
+        text = to_sarif(report, version=__version__, notifications=notes)
     elif output_format == "junit":
-        text = _with_errors_junit(to_junit(report), errors)
+        text = _with_errors_junit(to_junit(report), errors, inputs.warnings)
     else:
         text = to_text(report)
         if inputs.warnings:
@@ -1277,17 +1339,39 @@ def _audit_command(
     return text, 1 if failed else 0
 
 
+# The "path" of an error in an object that came from no file (a live cluster's).
+_NO_FILE = "(objects)"
+
+
 def _input_error(error: Any) -> InputError:
     # An object field the rules could not read (rknb.audit.ObjectError), where the object is.
     path, _, line = (error.source or "").rpartition(":")
     if not line.isdigit():
-        path, line = error.source or "(objects)", ""
+        path, line = error.source or _NO_FILE, ""
     return InputError(path, int(line) if line else None, None, error.message)
+
+
+def _located(skipped: Sequence[Any], objects: Sequence[Mapping[str, Any]]) -> list[Any]:
+    # The audit's skipped objects (Helm templates that parse as YAML, ...) with the file and
+    # line their object came from, when it came from a file.
+    from dataclasses import replace
+
+    sources: dict[tuple[Any, Any, Any], str] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        source = (meta.get("annotations") or {}).get(SOURCE_ANNOTATION)
+        if source is not None:
+            key = (obj.get("kind"), object_namespace(obj) if obj.get("kind") else None)
+            sources.setdefault((*key, meta.get("name")), str(source))
+    return [
+        s if s.source else replace(s, source=sources.get((s.kind, s.namespace, s.name)))
+        for s in skipped
+    ]
 
 
 def _skipped_of(document: SkippedDocument) -> Any:
     from rknb.audit import Skipped
 
     return Skipped(
-        document.kind, None, document.name, f"{document.path}:{document.line}: {document.reason}"
+        document.kind, None, document.name, document.reason, f"{document.path}:{document.line}"
     )

@@ -253,9 +253,7 @@ def test_the_prometheus_probe_counts_an_error_when_the_value_breaks_the_bound():
         drill.prometheus_probe("demo", "up > 0")
 
 
-def test_the_prometheus_probe_sends_a_configured_endpoints_token_and_tenant(
-    tmp_path, monkeypatch
-):
+def test_the_prometheus_probe_sends_a_configured_endpoints_token_and_tenant(tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
