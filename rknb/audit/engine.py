@@ -19,7 +19,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rknb.audit.model import (
@@ -219,11 +219,17 @@ def audit(
     known_kinds = _known_kinds()
 
     # Decide what is audited before any rule runs: cross-object rules see only real objects.
+    # Objects the caller's precomputed results cover come with that decision already made.
+    given = precomputed.count if precomputed is not None else 0
     audited: list[Mapping[str, Any]] = []
     positions: list[int] = []
     skipped: list[Skipped] = []
     for position, obj in enumerate(objects):
-        skip = _skip(obj, known_kinds)
+        if position < given:
+            assert precomputed is not None
+            skip = precomputed.skips.get(position)
+        else:
+            skip = _skip(obj, known_kinds)
         if skip is None:
             audited.append(obj)
             positions.append(position)
@@ -231,8 +237,12 @@ def audit(
             skipped.append(skip)
     errors = [
         _object_error(obj, f"{obj.get('kind')} {_display(obj)}: {problem}")
-        for obj in audited
-        for problem in field_problems(obj)
+        for position, obj in zip(positions, audited, strict=True)
+        for problem in (
+            precomputed.problems.get(position, ())
+            if precomputed is not None and position < given
+            else field_problems(obj)
+        )
     ]
     index = ObjectIndex(audited)
 
@@ -425,26 +435,33 @@ class Precomputed:
     ``table`` maps (the rule's number among the selected rules, the object's position)
     to its violations as ``(message, container, alert)``; a passed check has no entry.
     Plain tuples cross a process boundary several times faster than Violation objects.
+    ``skips`` holds why the audit leaves an object out, by position (audited ones are
+    absent), and ``problems`` the :func:`~rknb.audit.objects.field_problems` of audited
+    objects that have any.
     """
 
     table: _Table
     count: int
+    skips: dict[int, Skipped] = field(default_factory=dict)
+    problems: dict[int, list[str]] = field(default_factory=dict)
 
     @classmethod
     def joined(cls, parts: Sequence[Precomputed]) -> Precomputed:
         """Return the results of parts made for consecutive runs of objects, as one."""
-        table: _Table = {}
-        offset = 0
+        joined = cls({}, 0)
         for part in parts:
+            offset = joined.count
             if offset == 0:
-                table.update(part.table)
+                joined.table.update(part.table)
             else:
-                table.update(
+                joined.table.update(
                     ((rule, position + offset), found)
                     for (rule, position), found in part.table.items()
                 )
-            offset += part.count
-        return cls(table, offset)
+            joined.skips.update((n + offset, why) for n, why in part.skips.items())
+            joined.problems.update((n + offset, found) for n, found in part.problems.items())
+            joined = replace(joined, count=offset + part.count)
+        return joined
 
 
 def object_violations(
@@ -460,10 +477,20 @@ def object_violations(
     """
     settings = _config_of(config)
     known_kinds = _known_kinds()
-    pairs = [(n, obj) for n, obj in enumerate(objects) if _skip(obj, known_kinds) is None]
+    pairs = []
+    done = Precomputed({}, len(objects))
+    for position, obj in enumerate(objects):
+        skip = _skip(obj, known_kinds)
+        if skip is not None:
+            done.skips[position] = skip
+            continue
+        pairs.append((position, obj))
+        problems = field_problems(obj)
+        if problems:
+            done.problems[position] = problems
     with remembered():
-        table = _object_violations(_selected_rules(rules, settings), pairs, settings)
-    return Precomputed(table, len(objects))
+        done.table.update(_object_violations(_selected_rules(rules, settings), pairs, settings))
+    return done
 
 
 # What a forked worker reads: the rules, the (position, object) pairs and the settings

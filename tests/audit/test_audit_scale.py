@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,14 @@ def test_results_computed_in_parts_give_the_serial_report():
     # What a forked reader does: the per-object rules on its run of objects, joined in order;
     # objects after the precomputed ones (a live cluster's) are checked by audit() itself.
     objects = _many_objects(6)
+    # In the first part: an unrendered template (skipped) and a field of the wrong type.
+    helm = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
+    helm["metadata"]["name"] = "{{ .Release.Name }}-web"
+    bad = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
+    bad["metadata"]["name"], bad["spec"]["replicas"] = "bad", "three"
+    objects[1:1] = [helm, bad]
     serial = audit(objects)
+    assert len(serial.skipped) == 1 and any("'three'" in e.message for e in serial.errors)
     cut, end = len(objects) // 3, 2 * len(objects) // 3
     parts = [
         audit_engine.object_violations(objects[:cut]),
@@ -138,14 +146,20 @@ def test_results_computed_in_parts_give_the_serial_report():
         for key, found in audit_engine.object_violations(objects).table.items()
         if key[1] < end
     }
+    assert joined.skips.keys() == {1} and 2 in joined.problems
     report = audit(objects, precomputed=joined)
     assert to_json(report) == to_json(serial)
     assert report.verdicts == serial.verdicts
+    assert report.errors == serial.errors and report.skipped == serial.skipped
     # Results from elsewhere are trusted: a planted one shows up as a finding.
     rule_number = [r.id for r in audit_engine.get_rules() if not r.optional].index("RK-SEC-001")
-    deployment = next(n for n, o in enumerate(objects[:cut]) if o["kind"] == "Deployment")
+    deployment = next(
+        n
+        for n, o in enumerate(objects[:cut])
+        if o["kind"] == "Deployment" and n not in joined.skips
+    )
     planted = {**joined.table, (rule_number, deployment): [("planted", "app", None)]}
-    marked = audit(objects, precomputed=audit_engine.Precomputed(planted, end))
+    marked = audit(objects, precomputed=dataclasses.replace(joined, table=planted))
     assert [f.message for f in marked.findings if f.message == "planted"] == ["planted"]
 
 
