@@ -464,7 +464,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             objects.extend(source.list(kind, namespace))
     elif not args.paths:
         raise ParameterError("PATH", "give manifest files or folders, or --context for a cluster")
-    text, code = audit_cli.audit_command(
+    output, code = audit_cli.audit_output(
         args.paths,
         output_format=args.format,
         fail_on=args.fail_on,
@@ -473,7 +473,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         kube_version=args.kube_version,
         objects=objects,
     )
-    sys.stdout.write(text)
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a text-only stand-in for standard output
+        sys.stdout.write(output.decode("utf-8"))
+    else:
+        sys.stdout.flush()
+        stream.write(output)
+        stream.flush()
     return code
 
 

@@ -1235,6 +1235,8 @@ def audit_command(
 ) -> tuple[str, int]:
     """Return (the report in ``output_format``, exit code) of auditing files and objects.
 
+    :func:`audit_output` returns the same report as UTF-8 bytes.
+
     Parameters
     ----------
     paths
@@ -1251,6 +1253,47 @@ def audit_command(
     kube_version
         Validate the objects against this Kubernetes version's OpenAPI schema (``1.30``);
         None skips schema validation.
+    objects
+        Objects already read (from a live cluster), audited with the files'.
+    """
+    output, code = audit_output(
+        paths,
+        output_format=output_format,
+        fail_on=fail_on,
+        config=config,
+        rules=rules,
+        kube_version=kube_version,
+        objects=objects,
+    )
+    return output.decode("utf-8"), code
+
+
+def audit_output(
+    paths: Sequence[str],
+    *,
+    output_format: str = "text",
+    fail_on: str = DEFAULT_FAIL_ON,
+    config: AuditConfig | None = None,
+    rules: Sequence[str] | None = None,
+    kube_version: str | None = None,
+    objects: Sequence[Mapping[str, Any]] = (),
+) -> tuple[bytes, int]:
+    """Return what :func:`audit_command` returns, the report as UTF-8 bytes (``rknb audit``'s).
+
+    Parameters
+    ----------
+    paths
+        Manifest files and folders.
+    output_format
+        One of :data:`FORMATS`.
+    fail_on
+        The severity at or above which a finding makes the exit code 1.
+    config
+        Thresholds and suppressions (:func:`load_config`).
+    rules
+        Rule ids or prefixes to run (all default rules when None).
+    kube_version
+        The Kubernetes version whose schema the objects are validated against.
     objects
         Objects already read (from a live cluster), audited with the files'.
     """
@@ -1286,10 +1329,10 @@ def _audit_command(
     rules: Sequence[str] | None,
     kube_version: str | None,
     objects: Sequence[Mapping[str, Any]],
-) -> tuple[str, int]:
+) -> tuple[bytes, int]:
     from rknb import __version__
-    from rknb.audit import at_or_above, to_json, to_junit, to_sarif, to_text
-    from rknb.audit.output import printable
+    from rknb.audit import at_or_above, to_junit, to_sarif, to_text
+    from rknb.audit.output import json_bytes, printable
 
     # Large inputs are read, validated and checked by the per-object rules in forked
     # processes at once, one per usable core (at most MAX_WORKERS); a process forked before
@@ -1314,7 +1357,7 @@ def _audit_command(
 
     if output_format == "json":
         rows = {"errors": _error_rows(errors), "warnings": _error_rows(inputs.warnings)}
-        text = to_json(report, extra=rows)
+        output = json_bytes(report, extra=rows)
     elif output_format == "sarif":
         notes = [*_notifications(errors), *_notifications(inputs.warnings, "warning")]
         text = to_sarif(report, version=__version__, notifications=notes)
@@ -1335,8 +1378,10 @@ def _audit_command(
             f"\n{inputs.files} file(s), {len(everything)} object(s); {blocking} finding(s) at "
             f"{fail_on} or worse; {len(errors)} error(s).\n"
         )
+    if output_format != "json":
+        output = text.encode("utf-8", "backslashreplace")
     failed = bool(at_or_above(report, fail_on)) or bool(errors)
-    return text, 1 if failed else 0
+    return output, 1 if failed else 0
 
 
 # The "path" of an error in an object that came from no file (a live cluster's).

@@ -69,7 +69,7 @@ def test_finding_lines_parse_back_to_each_finding_one_per_line():
         _finding_with(message='a }, {"alert": b and },{"alert": c'),
         _finding_with(),
     ]
-    text = _finding_lines(findings).decode()
+    text = b"".join(_finding_lines(findings)).decode()
     assert json.loads(text) == [vars(f) for f in findings]
     lines = text.split("\n")  # not splitlines(): U+2028 is no line break to grep
     assert lines[0] == "[" and lines[-1] == "  ]" and len(lines) == len(findings) + 2
@@ -87,7 +87,7 @@ def test_finding_lines_keep_values_orjson_cannot_write():
         _finding_with(message="half a pair \ud800 here"),
         _finding_with(name=2**70),  # type: ignore[arg-type]
     ]
-    parsed = json.loads(_finding_lines(findings).decode())
+    parsed = json.loads(b"".join(_finding_lines(findings)).decode())
     # 1 and True are different JSON values even though they are equal Python keys.
     assert [row["name"] for row in parsed] == [1, True, "web", "web", 2**70]
     assert parsed[1]["name"] is True
