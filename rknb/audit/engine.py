@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from typing import Any
 
 from rknb.audit.model import (
@@ -251,10 +252,12 @@ def audit(
     verdicts: dict[tuple[str, str], bool] = {}
     # Unsuppressed findings by object key and severity.
     counts_by_key: dict[str, dict[str, int]] = {}
-    # Everything the loop needs per object is computed once: its key, its checks so far,
-    # and the rule ids its annotations suppress (most objects have none).
+    # Everything the loop needs per object is computed once: its key, its failed checks so
+    # far, and the rule ids its annotations suppress (most objects have none). Passed checks
+    # (four in five) are only counted, per severity, a rule at a time.
     keys = {id(o): _key(o) for o in audited}
-    per_object: dict[str, list[tuple[str, bool]]] = {key: [] for key in keys.values()}
+    failed_checks: dict[str, list[str]] = {key: [] for key in keys.values()}
+    passed_checks: dict[str, Counter[str]] = {}
     annotated = {id(o): found for o in audited if (found := _annotation_ignores(o))}
     ignored_rules = {rule_id for rule_id, _, _ in ignores}
     # Rules read each object's pod spec and containers from one memo (see remembered()).
@@ -264,18 +267,20 @@ def audit(
                 selected, list(zip(positions, audited, strict=True)), settings, workers
             )
         covered = precomputed.count if precomputed is not None else 0
-        # (object, key, its checks, input position) of the audited objects by kind, in order.
-        slots: dict[str, list[tuple[Mapping[str, Any], str, list[tuple[str, bool]], int]]] = {}
+        # (object, key, its failed checks, input position) of the audited objects by kind.
+        slots: dict[str, list[tuple[Mapping[str, Any], str, list[str], int]]] = {}
         for number, obj in zip(positions, audited, strict=True):
             key = keys[id(obj)]
-            slots.setdefault(str(obj.get("kind")), []).append((obj, key, per_object[key], number))
+            slots.setdefault(str(obj.get("kind")), []).append(
+                (obj, key, failed_checks[key], number)
+            )
         wheres: dict[int, tuple[str, str | None, str, str | None]] = {}
         for rule_number, rule in enumerate(selected):
             targets = [slot for kind in rule.kinds for slot in slots.get(kind, ())]
             rule_id = rule.id
-            passed = (rule.severity, True)
-            known: Mapping[Any, list[_Found]] | None = None
-            # Objects at input positions below `limit` take their result from `known`.
+            # Results by input position (by key for a cross-object rule), for the objects at
+            # positions below `limit`; the others are checked here.
+            known: Mapping[Any, list[_Found]] = {}
             limit = covered
             if rule.scope == "set":
                 try:
@@ -287,11 +292,22 @@ def audit(
                     continue
                 limit = len(objects)
             elif precomputed is not None:
-                known = precomputed.table
+                known = precomputed.table.get(rule_number, {})
+            by_key = rule.scope == "set"
             check = rule.check
+            passed: list[str] = []
+            failed_keys: list[str] = []
             violations: list[_Found] | None
             for obj, key, checks, number in targets:
-                if known is None or number >= limit:
+                if number < limit:
+                    violations = known.get(key if by_key else number)
+                    if violations is None:
+                        passed.append(key)
+                        continue
+                    if violations[0][0].startswith(_FAILED):
+                        errors.append(_object_error(obj, violations[0][0][len(_FAILED) :]))
+                        continue
+                else:
                     try:
                         reported = list(check(obj, settings))
                     except RknbError:  # a bad setting (ParameterError) is the caller's to see
@@ -299,21 +315,11 @@ def audit(
                     except _BAD_DATA as error:
                         errors.append(_object_error(obj, _rule_failed(rule, obj, error)))
                         continue
-                    # Most checks pass: only the violations of a failed one become tuples.
-                    violations = (
-                        [(v.message, v.container, v.alert) for v in reported] if reported else None
-                    )
-                else:
-                    violations = known.get(key if rule.scope == "set" else (rule_number, number))
-                    if violations and violations[0][0].startswith(_FAILED):
-                        message = violations[0][0][len(_FAILED) :]
-                        errors.append(_object_error(obj, message))
+                    if not reported:
+                        passed.append(key)
                         continue
-                if not violations:
-                    verdicts[(rule_id, key)] = True
-                    checks.append(passed)
-                    continue
-                verdicts[(rule_id, key)] = False
+                    violations = [(v.message, v.container, v.alert) for v in reported]
+                failed_keys.append(key)
                 reason = None
                 if rule_id in ignored_rules or id(obj) in annotated:
                     reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
@@ -323,28 +329,36 @@ def audit(
                 made = [_finding(rule, where, v, reason) for v in violations]
                 if reason is None:
                     findings.extend(made)
-                    checks.append((rule.severity, False))
+                    checks.append(rule.severity)
                     counts = counts_by_key.setdefault(key, {})
                     counts[rule.severity] = counts.get(rule.severity, 0) + len(made)
                 else:
                     suppressed.extend(made)
+            # A key defined twice fails when either definition fails.
+            verdicts.update(dict.fromkeys(zip(repeat(rule_id), passed), True))
+            verdicts.update(dict.fromkeys(zip(repeat(rule_id), failed_keys), False))
+            passed_checks.setdefault(rule.severity, Counter()).update(passed)
 
     summaries = []
+    # One summary per key: two files defining one object share its checks (the last wins).
     objects_by_key = {keys[id(o)]: o for o in audited}
     overall: Counter[tuple[str, bool]] = Counter()
-    for key, checks in per_object.items():
-        if not checks:
-            continue
+    for key, failed in failed_checks.items():
         obj = objects_by_key[key]
-        tally = Counter(checks)
+        tally: Counter[tuple[str, bool]] = Counter((severity, False) for severity in failed)
+        for severity, counted in passed_checks.items():
+            if counted[key]:
+                tally[(severity, True)] = counted[key]
+        if not tally:
+            continue
         overall.update(tally)
         summaries.append(
             ObjectSummary(
                 kind=str(obj.get("kind")),
                 namespace=object_namespace(obj),
                 name=str((obj.get("metadata") or {}).get("name", "")),
-                checks=len(checks),
-                failed=sum(count for (_, passed), count in tally.items() if not passed),
+                checks=sum(tally.values()),
+                failed=len(failed),
                 findings=counts_by_key.get(key, {}),
                 score=_tally_score(tally),
             )
@@ -424,15 +438,15 @@ def _set_violations(
 #: The fewest audited objects for which ``workers`` > 1 forks a process.
 PARALLEL_MIN_OBJECTS = 2000
 
-# (rule number, input position) -> the violations of a per-object rule on one object.
-_Table = dict[tuple[int, int], list[_Found]]
+# rule number -> input position -> the violations of a per-object rule on one object.
+_Table = dict[int, dict[int, list[_Found]]]
 
 
 @dataclass(frozen=True)
 class Precomputed:
     """The per-object rules' results for the first ``count`` objects of an audit.
 
-    ``table`` maps (the rule's number among the selected rules, the object's position)
+    ``table`` maps the rule's number among the selected rules, then the object's position,
     to its violations as ``(message, container, alert)``; a passed check has no entry.
     Plain tuples cross a process boundary several times faster than Violation objects.
     ``skips`` holds why the audit leaves an object out, by position (audited ones are
@@ -451,12 +465,9 @@ class Precomputed:
         joined = cls({}, 0)
         for part in parts:
             offset = joined.count
-            if offset == 0:
-                joined.table.update(part.table)
-            else:
-                joined.table.update(
-                    ((rule, position + offset), found)
-                    for (rule, position), found in part.table.items()
+            for rule, found in part.table.items():
+                joined.table.setdefault(rule, {}).update(
+                    found if offset == 0 else ((n + offset, v) for n, v in found.items())
                 )
             joined.skips.update((n + offset, why) for n, why in part.skips.items())
             joined.problems.update((n + offset, found) for n, found in part.problems.items())
@@ -519,7 +530,7 @@ def _object_violations(
                 except _BAD_DATA as error:
                     found = [(_FAILED + _rule_failed(rule, obj, error), None, None)]
                 if found:
-                    table[(rule_number, position)] = found
+                    table.setdefault(rule_number, {})[position] = found
     return table
 
 
@@ -558,7 +569,8 @@ def _parallel_violations(
             pending = [pool.submit(_forked_share, *b) for b in bounds[1:]]
             table = _object_violations(rules, pairs[: bounds[0][1]], settings)
             for future in pending:
-                table.update(future.result())
+                for rule_number, found in future.result().items():
+                    table.setdefault(rule_number, {}).update(found)
     except (OSError, RuntimeError) as error:  # BrokenProcessPool is a RuntimeError
         logger.warning("audit worker failed (%s); running the per-object rules here", error)
         return None
