@@ -874,8 +874,10 @@ def _duplicates(objects: Sequence[Mapping[str, Any]]) -> list[InputError]:
     return warnings
 
 
-#: Inputs of at least this many bytes (in two files or more) are read by two processes.
-PARALLEL_MIN_BYTES = 1_000_000
+#: Inputs of at least this many bytes (in two files or more) are split between processes;
+#: below it a fork gains nothing (measured: 232 KB take 0.28 s either way, 756 KB 0.46 s
+#: instead of 0.58 s on 2 cores).
+PARALLEL_MIN_BYTES = 256 * 1024
 
 
 def _read_part(
