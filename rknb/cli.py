@@ -427,6 +427,13 @@ def _add_audit(commands: Any) -> None:
         help="validate objects against this version's schema (1.30; the versions "
         "kubernetes-validate carries)",
     )
+    audit.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="processes that read, validate and check inputs of 256 KB or more "
+        "(default: the usable CPUs, at most 4)",
+    )
     audit.add_argument("--context", metavar="NAME", help="audit this kubeconfig context's objects")
     scope = audit.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", help="with --context: one namespace")
@@ -472,6 +479,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         rules=args.rules.split(",") if args.rules else None,
         kube_version=args.kube_version,
         objects=objects,
+        jobs=args.jobs,
     )
     stream = getattr(sys.stdout, "buffer", None)
     if stream is None:  # a text-only stand-in for standard output

@@ -62,6 +62,7 @@ from typing import Any
 
 import nbformat
 
+from rknb.audit.model import FAIL_ON_SEVERITIES
 from rknb.credentials import redact
 from rknb.errors import ParameterError, RunError
 from rknb.times import format_time, parse_time
@@ -126,7 +127,7 @@ SENTINEL_MIME = "application/vnd.rknb.sentinel+json"
 RESULTS_SCHEMA_ID = "rknb.results/v1"
 
 #: Finding severities from least to most severe; ``fail_on`` names one of them.
-SEVERITIES = ("info", "low", "warning", "medium", "high", "error", "critical")
+SEVERITIES = FAIL_ON_SEVERITIES  # one list with `rknb audit --fail-on`
 
 PARAM_TYPES = ("str", "int", "float", "bool")
 

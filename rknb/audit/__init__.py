@@ -16,6 +16,7 @@ from rknb.audit.engine import (
 )
 from rknb.audit.exprs import parse as parse_promql
 from rknb.audit.model import (
+    FAIL_ON_SEVERITIES,
     SEVERITIES,
     SEVERITY_WEIGHTS,
     AuditConfig,
@@ -26,6 +27,7 @@ from rknb.audit.model import (
     Rule,
     Skipped,
     Violation,
+    config_from_mapping,
     selector_matches,
 )
 from rknb.audit.output import (
@@ -38,6 +40,7 @@ from rknb.audit.output import (
     rules_markdown,
     severity_counts,
     skipped_frame,
+    skipped_label,
     to_json,
     to_junit,
     to_sarif,
@@ -48,6 +51,7 @@ from rknb.audit.registry import RULES, get_rules, rule
 from rknb.audit.rules.containers import looks_secret
 
 __all__ = [
+    "FAIL_ON_SEVERITIES",
     "IGNORE_ANNOTATION",
     "RULES",
     "SEVERITIES",
@@ -63,6 +67,7 @@ __all__ = [
     "Violation",
     "at_or_above",
     "audit",
+    "config_from_mapping",
     "finding_record",
     "findings_frame",
     "findings_table",
@@ -79,6 +84,7 @@ __all__ = [
     "selector_matches",
     "severity_counts",
     "skipped_frame",
+    "skipped_label",
     "to_json",
     "to_junit",
     "to_sarif",

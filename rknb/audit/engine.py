@@ -609,7 +609,11 @@ def _skip(obj: Mapping[str, Any], known_kinds: set[str]) -> Skipped | None:
     else:
         return None
     namespace = object_namespace(obj) if kind else None
-    return Skipped(kind, namespace, (obj.get("metadata") or {}).get("name"), why)
+    meta = obj.get("metadata") or {}
+    source = (meta.get("annotations") or {}).get(SOURCE_ANNOTATION)
+    return Skipped(
+        kind, namespace, meta.get("name"), why, str(source) if source is not None else None
+    )
 
 
 # Kinds cross-object rules read even when no rule reports on them.

@@ -1279,6 +1279,7 @@ def audit_output(
     rules: Sequence[str] | None = None,
     kube_version: str | None = None,
     objects: Sequence[Mapping[str, Any]] = (),
+    jobs: int | None = None,
 ) -> tuple[bytes, int]:
     """Return what :func:`audit_command` returns, the report as UTF-8 bytes (``rknb audit``'s).
 
@@ -1298,14 +1299,22 @@ def audit_output(
         The Kubernetes version whose schema the objects are validated against.
     objects
         Objects already read (from a live cluster), audited with the files'.
+    jobs
+        How many processes read, validate and check large inputs (:data:`PARALLEL_MIN_BYTES`
+        or more); :func:`default_workers` when None. The report is the same for any number.
     """
     if output_format not in FORMATS:
         raise ParameterError("--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    if jobs is not None and jobs < 1:
+        raise ParameterError("--jobs", f"must be 1 or more, got {jobs}")
     if kube_version:
         # A bad version is a usage error before any work.
         schema_version(kube_version, parameter="--kube-version")
+    workers = default_workers() if jobs is None else jobs
     with _no_cyclic_gc():
-        return _audit_command(paths, output_format, fail_on, config, rules, kube_version, objects)
+        return _audit_command(
+            paths, output_format, fail_on, config, rules, kube_version, objects, workers
+        )
 
 
 @contextmanager
@@ -1331,18 +1340,17 @@ def _audit_command(
     rules: Sequence[str] | None,
     kube_version: str | None,
     objects: Sequence[Mapping[str, Any]],
+    workers: int,
 ) -> tuple[bytes, int]:
     from rknb import __version__
     from rknb.audit import at_or_above, to_junit, to_sarif, to_text
     from rknb.audit.output import json_bytes, printable
 
     # Large inputs are read, validated and checked by the per-object rules in forked
-    # processes at once, one per usable core (at most MAX_WORKERS); a process forked before
-    # the objects exist copies none of them.
+    # processes at once (by default one per usable core, at most MAX_WORKERS); a process
+    # forked before the objects exist copies none of them.
     inputs, invalid = (
-        read_and_validate(
-            paths, kube_version=kube_version, workers=default_workers(), checks=(rules, config)
-        )
+        read_and_validate(paths, kube_version=kube_version, workers=workers, checks=(rules, config))
         if paths
         else (AuditInputs(), [])
     )
@@ -1352,8 +1360,6 @@ def _audit_command(
         errors.extend(validate_objects(objects, kube_version))
     errors.extend(invalid)
     report = audit(everything, rules=rules, config=config, precomputed=inputs.precomputed)
-    if report.skipped:
-        report.skipped[:] = _located(report.skipped, everything)
     report.skipped.extend(_skipped_of(d) for d in inputs.skipped)
     errors.extend(_input_error(e) for e in report.errors)
 
@@ -1396,24 +1402,6 @@ def _input_error(error: Any) -> InputError:
     if not line.isdigit():
         path, line = error.source or _NO_FILE, ""
     return InputError(path, int(line) if line else None, None, error.message)
-
-
-def _located(skipped: Sequence[Any], objects: Sequence[Mapping[str, Any]]) -> list[Any]:
-    # The audit's skipped objects (Helm templates that parse as YAML, ...) with the file and
-    # line their object came from, when it came from a file.
-    from dataclasses import replace
-
-    sources: dict[tuple[Any, Any, Any], str] = {}
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        source = (meta.get("annotations") or {}).get(SOURCE_ANNOTATION)
-        if source is not None:
-            key = (obj.get("kind"), object_namespace(obj) if obj.get("kind") else None)
-            sources.setdefault((*key, meta.get("name")), str(source))
-    return [
-        s if s.source else replace(s, source=sources.get((s.kind, s.namespace, s.name)))
-        for s in skipped
-    ]
 
 
 def _skipped_of(document: SkippedDocument) -> Any:

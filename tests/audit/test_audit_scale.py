@@ -269,3 +269,24 @@ def test_the_fast_constructor_builds_what_pyyaml_builds():
     with pytest.raises(yaml.constructor.ConstructorError, match="unhashable key"):
         construct_document(loader, loader.get_single_node(), has_aliases=False)
     loader.dispose()
+
+
+def test_any_number_of_jobs_writes_the_same_report(tmp_path, capsysbinary):
+    from rknb import cli
+
+    objects = _many_objects(80)
+    for start in range(0, len(objects), 25):
+        (tmp_path / f"f{start:04d}.yaml").write_text(
+            yaml.safe_dump_all(objects[start : start + 25])
+        )
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) > runner.PARALLEL_MIN_BYTES
+    outputs = {}
+    for jobs in ("1", "2", "3"):
+        code = cli.main(["audit", str(tmp_path), "--format", "json", "--jobs", jobs])
+        outputs[jobs] = (code, capsysbinary.readouterr().out)
+    assert outputs["1"] == outputs["2"] == outputs["3"]
+    code, out = outputs["1"]
+    assert code == 1 and len(json.loads(out)["findings"]) == len(audit(objects).findings)
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["audit", str(tmp_path), "--jobs", "0"])
+    assert refused.value.code == 2
