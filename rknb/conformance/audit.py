@@ -629,9 +629,20 @@ def _yaml_documents(text: str, path: str) -> list[tuple[Any, int, list[int]]]:
                 raise _AliasBombError(line)
             document = construct_document(loader, node, has_aliases=aliases)
             documents.append((document, line, _item_lines(node)))
+    except yaml.MarkedYAMLError as error:
+        raise _BrokenStream(error, documents) from error
     finally:
         loader.dispose()
     return documents
+
+
+class _BrokenStream(Exception):
+    """A YAML syntax error, with the documents of the stream read before it."""
+
+    def __init__(self, error: yaml.MarkedYAMLError, documents: list[Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.documents = documents
 
 
 def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
@@ -674,21 +685,25 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
             InputError(path, error.lineno, error.colno, f"invalid JSON: {error.msg}")
         )
         return
-    except yaml.MarkedYAMLError as error:
+    except _BrokenStream as broken:
         if "{{" in text:
             inputs.skipped.extend(_helm_documents(text, path))
             return
+        error = broken.error
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context or "invalid YAML"
+        # kubectl would apply the documents before the error: they are audited too.
+        before = len(broken.documents)
+        kept = f"; the {before} document(s) before it are audited" if before else ""
         inputs.errors.append(
             InputError(
                 path,
                 mark.line + 1 if mark else None,
                 mark.column + 1 if mark else None,
-                f"YAML syntax error: {problem}",
+                f"YAML syntax error: {problem}{kept}",
             )
         )
-        return
+        documents = broken.documents
     except yaml.YAMLError as error:
         inputs.errors.append(InputError(path, None, None, f"YAML could not be read: {error}"))
         return

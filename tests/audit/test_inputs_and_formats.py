@@ -79,6 +79,19 @@ def test_reader_keeps_going_past_bad_files(tmp_path):
     assert (errors["d-bad.json"].line, errors["d-bad.json"].column) == (2, 7)
 
 
+def test_documents_before_a_syntax_error_are_audited(tmp_path):
+    service = "kind: Service\napiVersion: v1\nmetadata: {name: front, namespace: shop}\n"
+    broken = "kind: Service\nmetadata:\n  name: [unclosed\n"
+    (tmp_path / "stream.yaml").write_text(DEPLOYMENT + "---\n" + service + "---\n" + broken)
+    inputs = runner.read_inputs([tmp_path])
+    # kubectl apply would have created the two documents before the broken one.
+    assert [o["metadata"]["name"] for o in inputs.objects] == ["web", "front"]
+    (error,) = inputs.errors
+    assert error.message.startswith("YAML syntax error: ")
+    assert error.message.endswith("; the 2 document(s) before it are audited")
+    assert error.line == DEPLOYMENT.count("\n") + service.count("\n") + 6
+
+
 def test_alias_bomb_is_refused_without_expanding_it(tmp_path):
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     for level in range(1, 9):  # 10**9 nodes once expanded
