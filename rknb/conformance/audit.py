@@ -630,13 +630,13 @@ def _yaml_documents(text: str, path: str) -> list[tuple[Any, int, list[int]]]:
             document = construct_document(loader, node, has_aliases=aliases)
             documents.append((document, line, _item_lines(node)))
     except yaml.MarkedYAMLError as error:
-        raise _BrokenStream(error, documents) from error
+        raise _BrokenStreamError(error, documents) from error
     finally:
         loader.dispose()
     return documents
 
 
-class _BrokenStream(Exception):
+class _BrokenStreamError(Exception):
     """A YAML syntax error, with the documents of the stream read before it."""
 
     def __init__(self, error: yaml.MarkedYAMLError, documents: list[Any]) -> None:
@@ -685,13 +685,13 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
             InputError(path, error.lineno, error.colno, f"invalid JSON: {error.msg}")
         )
         return
-    except _BrokenStream as broken:
+    except _BrokenStreamError as broken:
         if "{{" in text:
             inputs.skipped.extend(_helm_documents(text, path))
             return
-        error = broken.error
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "invalid YAML"
+        syntax = broken.error
+        mark = syntax.problem_mark or syntax.context_mark
+        problem = syntax.problem or syntax.context or "invalid YAML"
         # kubectl would apply the documents before the error: they are audited too.
         before = len(broken.documents)
         kept = f"; the {before} document(s) before it are audited" if before else ""
