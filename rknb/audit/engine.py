@@ -183,6 +183,11 @@ def _tally_score(tally: Mapping[tuple[str, bool], int]) -> float:
         total += weight
         if not passed:
             failed += weight
+    return _weighted_score(total, failed)
+
+
+def _weighted_score(total: int, failed: int) -> float:
+    # The score of checks whose weights add up to `total`, `failed` of it failed.
     return 100.0 if total == 0 else round(100.0 * (1 - failed / total), 1)
 
 
@@ -342,29 +347,35 @@ def audit(
     summaries = []
     # One summary per key: two files defining one object share its checks (the last wins).
     objects_by_key = {keys[id(o)]: o for o in audited}
-    overall: Counter[tuple[str, bool]] = Counter()
+    passed_by_severity = [(SEVERITY_WEIGHTS[s], counted) for s, counted in passed_checks.items()]
+    all_weight = all_failed = 0
     for key, failed in failed_checks.items():
-        obj = objects_by_key[key]
-        tally: Counter[tuple[str, bool]] = Counter((severity, False) for severity in failed)
-        for severity, counted in passed_checks.items():
-            if counted[key]:
-                tally[(severity, True)] = counted[key]
-        if not tally:
+        checked = len(failed)
+        failed_weight = sum(SEVERITY_WEIGHTS[severity] for severity in failed)
+        weight = failed_weight
+        for severity_weight, counted in passed_by_severity:
+            passes = counted.get(key)
+            if passes:
+                checked += passes
+                weight += severity_weight * passes
+        if not checked:
             continue
-        overall.update(tally)
+        all_weight += weight
+        all_failed += failed_weight
+        obj = objects_by_key[key]
         summaries.append(
             ObjectSummary(
                 kind=str(obj.get("kind")),
                 namespace=object_namespace(obj),
                 name=str((obj.get("metadata") or {}).get("name", "")),
-                checks=sum(tally.values()),
+                checks=checked,
                 failed=len(failed),
                 findings=counts_by_key.get(key, {}),
-                score=_tally_score(tally),
+                score=_weighted_score(weight, failed_weight),
             )
         )
     summaries.sort(key=lambda s: (s.namespace or "", s.kind, s.name))
-    score = _tally_score(overall)
+    score = _weighted_score(all_weight, all_failed)
     logger.debug("audited %d objects with %d rules: score %.1f", len(audited), len(selected), score)
     return AuditReport(
         findings=sorted(findings, key=_finding_order),
