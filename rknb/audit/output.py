@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -66,8 +68,7 @@ FINDING_COLUMNS = [
 def severity_counts(report: AuditReport) -> dict[str, int]:
     """Return the number of unsuppressed findings per severity, every severity present."""
     counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
-    for finding in report.findings:
-        counts[finding.severity] += 1
+    counts.update(Counter(map(attrgetter("severity"), report.findings)))
     return counts
 
 
