@@ -8,6 +8,8 @@ chained as ``__cause__``.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BundleError",
     "ClusterError",
@@ -25,6 +27,19 @@ __all__ = [
 
 class RknbError(Exception):
     """Base class of every error rknb raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses' __init__ take other arguments than the message they store, so the
+        # default (calling the class with self.args) fails: a worker process could not send
+        # its error back. Rebuild from the stored message and attributes instead.
+        return (_rebuilt, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuilt(cls: type[RknbError], args: tuple[Any, ...], state: dict[str, Any]) -> RknbError:
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    vars(error).update(state)
+    return error
 
 
 class ParameterError(RknbError, ValueError):
