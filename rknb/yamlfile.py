@@ -17,13 +17,16 @@ from rknb.errors import ManifestError, ParameterError
 
 __all__ = [
     "MAX_EXPANDED_NODES",
+    "MAX_NESTING",
     "SAFE_LOADER",
+    "NestingError",
     "construct_document",
     "dump_yaml",
     "expanded_size",
     "load_yaml_documents",
     "load_yaml_file",
     "load_yaml_parameter_file",
+    "nests_deeper_than",
 ]
 
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -61,6 +64,35 @@ class _SafeLoader(_BASE_LOADER):
 SAFE_LOADER: Any = _SafeLoader
 #: A document whose aliases expand to more nodes than this is refused (an alias bomb).
 MAX_EXPANDED_NODES = 2_000_000
+#: A document nesting mappings and sequences deeper than this is refused. No Kubernetes
+#: object comes near it; a fixed bound (far below Python's recursion limit) gives the same
+#: answer wherever the document is read, in this process or a worker.
+MAX_NESTING = 200
+
+
+class NestingError(RecursionError):
+    """A document nests deeper than :data:`MAX_NESTING`; ``line`` is where it passed it."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"the document nests more than {MAX_NESTING} levels deep at line {line}")
+        self.line = line
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Return whether a parsed value nests dicts and lists more than ``limit`` levels deep."""
+    stack = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 _STR = "tag:yaml.org,2002:str"
@@ -90,7 +122,7 @@ def construct_document(loader: Any, node: yaml.Node, *, has_aliases: bool = True
     if has_aliases:
         return loader.construct_document(node)
 
-    def build(current: yaml.Node) -> Any:
+    def build(current: yaml.Node, depth: int) -> Any:
         kind = current.__class__
         tag = current.tag
         if kind is yaml.ScalarNode:
@@ -102,18 +134,22 @@ def construct_document(loader: Any, node: yaml.Node, *, has_aliases: bool = True
             if tag == _NULL:
                 return None
         elif kind is yaml.MappingNode and tag == _MAP:
+            if depth >= MAX_NESTING:
+                raise NestingError(current.start_mark.line + 1)
             built: dict[Any, Any] = {}
             for key, value in current.value:
                 if key.__class__ is not yaml.ScalarNode or key.tag != _STR:
                     return loader.construct_object(current, deep=True)  # merge or odd keys
-                built[key.value] = build(value)
+                built[key.value] = build(value, depth + 1)
             return built
         elif kind is yaml.SequenceNode and tag == _SEQ:
-            return [build(item) for item in current.value]
+            if depth >= MAX_NESTING:
+                raise NestingError(current.start_mark.line + 1)
+            return [build(item, depth + 1) for item in current.value]
         return loader.construct_object(current, deep=True)
 
     try:
-        return build(node)
+        return build(node, 0)
     finally:
         # What the loader's construct_document resets after each document.
         loader.constructed_objects = {}
@@ -125,14 +161,20 @@ def expanded_size(node: yaml.Node, limit: int) -> int:
     """Return how many nodes a composed document has once its aliases are expanded.
 
     Each distinct node is sized once, without recursion, so a billion-node alias bomb
-    costs as little as its text; counting stops early once ``limit`` is passed.
+    costs as little as its text; counting stops early once ``limit`` is passed. A node that
+    contains itself (``&a [*a]``) would expand for ever: it counts as ``limit + 1``.
     """
     sizes: dict[int, int] = {}
+    # Nodes being sized: everything above one on the stack is inside it, so meeting it
+    # again before it is done means it contains itself.
+    open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(node, False)]
     while stack:
         current, done = stack.pop()
         if id(current) in sizes:
             continue
+        if not done and id(current) in open_nodes:
+            return limit + 1
         if isinstance(current, yaml.ScalarNode):
             sizes[id(current)] = 1
             continue
@@ -142,11 +184,13 @@ def expanded_size(node: yaml.Node, limit: int) -> int:
             else list(current.value)
         )
         if done:
+            open_nodes.discard(id(current))
             total = 1 + sum(sizes.get(id(c), 1) for c in children)
             sizes[id(current)] = total
             if total > limit:
                 return total
             continue
+        open_nodes.add(id(current))
         stack.append((current, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
     return sizes[id(node)]

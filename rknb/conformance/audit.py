@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,11 +36,21 @@ from rknb.audit import (
 )
 from rknb.audit.model import config_from_mapping, object_key_of, object_namespace
 from rknb.conformance import CaseResult, Status, Summary
-from rknb.errors import ParameterError
+from rknb.errors import ParameterError, RknbError
 from rknb.sources.base import SUPPORTED_KINDS
 from rknb.sources.manifests import MANIFEST_SUFFIXES, SOURCE_ANNOTATION, SkippedDocument
 from rknb.sources.objects import is_cluster_scoped, strip_secret
-from rknb.yamlfile import MAX_EXPANDED_NODES, SAFE_LOADER, construct_document, expanded_size
+from rknb.yamlfile import (
+    MAX_EXPANDED_NODES,
+    MAX_NESTING,
+    SAFE_LOADER,
+    NestingError,
+    construct_document,
+    expanded_size,
+    nests_deeper_than,
+)
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIT_KINDS",
@@ -628,6 +639,8 @@ def _yaml_documents(text: str, path: str) -> list[tuple[Any, int, list[int]]]:
             if aliases and expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
                 raise _AliasBombError(line)
             document = construct_document(loader, node, has_aliases=aliases)
+            if aliases and nests_deeper_than(document, MAX_NESTING):
+                raise NestingError(line)
             documents.append((document, line, _item_lines(node)))
     except yaml.MarkedYAMLError as error:
         raise _BrokenStreamError(error, documents) from error
@@ -678,6 +691,8 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
     try:
         if path.lower().endswith(".json"):
             documents = [(json.loads(text), 1, [])] if text.strip() else []
+            if documents and nests_deeper_than(documents[0][0], MAX_NESTING):
+                raise NestingError(1)
         else:
             documents = _yaml_documents(text, path)
     except json.JSONDecodeError as error:
@@ -713,13 +728,26 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
                 path,
                 error.line,
                 None,
-                f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb?); "
-                "remove the aliases or split the document",
+                f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (an alias bomb, "
+                "or an alias inside its own anchor); remove the aliases or split the document",
             )
         )
         return
-    except RecursionError:
-        inputs.errors.append(InputError(path, None, None, "document nests too deeply to read"))
+    except NestingError as error:
+        inputs.errors.append(
+            InputError(
+                path,
+                error.line,
+                None,
+                f"a document nests more than {MAX_NESTING} levels deep; no Kubernetes object "
+                "does, so it is not read",
+            )
+        )
+        return
+    except RecursionError:  # deeper than Python can parse, before the count could stop it
+        inputs.errors.append(
+            InputError(path, None, None, f"a document nests more than {MAX_NESTING} levels deep")
+        )
         return
     for document, line, item_lines in documents:
         _add_document(document, path, line, item_lines, inputs, default_namespace)
@@ -946,6 +974,61 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, usable))
 
 
+def _read_in_processes(
+    parts: Sequence[Sequence[str]],
+    default_namespace: str,
+    kube_version: str | None,
+    checks: tuple[Sequence[str] | None, AuditConfig | None] | None,
+) -> list[tuple[AuditInputs, list[InputError]]]:
+    # The first part read here, each other in a forked process. A part whose process fails
+    # (killed by the OOM killer, or its result could not be sent back) is read here after
+    # all, so the inputs are what one process reading everything finds.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        len(parts) - 1, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+    ) as pool:
+        pending = [
+            pool.submit(_read_part, part, default_namespace, kube_version, checks)
+            for part in parts[1:]
+        ]
+        results = [_read_part(parts[0], default_namespace, kube_version, checks)]
+        for part, future in zip(parts[1:], pending, strict=True):
+            try:
+                results.append(future.result())
+            except RknbError:  # a bad setting: the same error this process would raise
+                raise
+            except Exception as error:  # any failure there is retried here
+                logger.warning(
+                    "a reading process failed (%s: %s); reading its %d file(s) here",
+                    type(error).__name__,
+                    error,
+                    len(part),
+                )
+                results.append(_read_part(part, default_namespace, kube_version, checks))
+    return results
+
+
+def _end_with(parent: int) -> None:
+    # Run in each reading process: end it when the command ends. Killed by SIGTERM, the
+    # command would otherwise leave it blocked for ever on the pipe that took its result.
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the process ends when its work does
+        return
+    if os.getppid() != parent:  # the command ended before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def read_and_validate(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -978,16 +1061,7 @@ def read_and_validate(
     files, errors = _expand(paths)
     parts = _split(files, workers)
     if len(parts) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
-            pending = [
-                pool.submit(_read_part, part, default_namespace, kube_version, checks)
-                for part in parts[1:]
-            ]
-            results = [_read_part(parts[0], default_namespace, kube_version, checks)]
-            results.extend(future.result() for future in pending)
+        results = _read_in_processes(parts, default_namespace, kube_version, checks)
     else:
         results = [_read_part(files, default_namespace, kube_version, checks)]
     inputs = AuditInputs(errors=errors, files=len(files))
