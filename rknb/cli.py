@@ -481,6 +481,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         objects=objects,
         jobs=args.jobs,
     )
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        raise RunError(
+            "standard output is closed, so the report has nowhere to go; redirect it",
+            exit_code=report.EXIT_INFRASTRUCTURE,
+        )
     stream = getattr(sys.stdout, "buffer", None)
     if stream is None:  # a text-only stand-in for standard output
         sys.stdout.write(output.decode("utf-8"))

@@ -8,7 +8,9 @@ reads them the same way.
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 from rknb.errors import ParameterError
 
@@ -44,19 +46,29 @@ def parse_quantity(value: str | int | float, *, name: str = "quantity") -> float
     if isinstance(value, bool):
         raise ParameterError(name, f"expected a quantity such as '250m' or '256Mi', got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return _finite(float(value), value, name)
     match = _QUANTITY.match(str(value).strip())
     if match is None:
         raise ParameterError(
             name, f"expected a Kubernetes quantity such as '250m', '0.5' or '256Mi', got {value!r}"
         )
     number = float(match["number"])
-    if match["exponent"]:
-        return number * 10.0 ** int(match["exponent"][1:])
+    try:
+        if match["exponent"]:
+            return _finite(number * 10.0 ** int(match["exponent"][1:]), value, name)
+    except OverflowError:
+        return _finite(math.inf, value, name)
     suffix = match["suffix"] or ""
     if suffix in _BINARY_SUFFIXES:
-        return number * _BINARY_SUFFIXES[suffix]
-    return number * _DECIMAL_SUFFIXES[suffix]
+        return _finite(number * _BINARY_SUFFIXES[suffix], value, name)
+    return _finite(number * _DECIMAL_SUFFIXES[suffix], value, name)
+
+
+def _finite(number: float, value: Any, name: str) -> float:
+    # The API server holds quantities as 64-bit integers (of milli-units at most 9.2e15).
+    if not math.isfinite(number) or abs(number) > 9.2e18:
+        raise ParameterError(name, f"{value!r} is out of range for a Kubernetes quantity")
+    return number
 
 
 def parse_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:

@@ -113,10 +113,13 @@ def _config_of(config: AuditConfig | Mapping[str, Any] | None) -> AuditConfig:
 def _annotation_ignores(obj: Mapping[str, Any]) -> list[tuple[list[str], str]]:
     # The (rule ids, reason) pairs of the object's and its pod template's ignore annotations.
     meta = obj.get("metadata") or {}
-    template_meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    template_meta = template.get("metadata") if isinstance(template, Mapping) else None
     found = []
-    for source in (meta.get("annotations") or {}, template_meta.get("annotations") or {}):
-        text = source.get(IGNORE_ANNOTATION)
+    for holder in (meta, template_meta):
+        source = holder.get("annotations") if isinstance(holder, Mapping) else None
+        text = source.get(IGNORE_ANNOTATION) if isinstance(source, Mapping) else None
         if text:
             found.append(parse_ignore(str(text)))
     return found

@@ -57,14 +57,25 @@ def name_of(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    # A field that should hold a mapping, or {} when it holds something else (`.nan`, a list):
+    # the rules read such a field as absent, and the schema check reports it.
+    return value if isinstance(value, Mapping) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    # A field that should hold a list of mappings: its mappings, or [] for anything else.
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
 def _template(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     kind = obj.get("kind")
-    spec = obj.get("spec") or {}
+    spec = _mapping(obj.get("spec"))
     if kind == "Pod":
-        return {"metadata": obj.get("metadata") or {}, "spec": spec}
+        return {"metadata": _mapping(obj.get("metadata")), "spec": spec}
     if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    return spec.get("template") or {}
+        spec = _mapping(_mapping(spec.get("jobTemplate")).get("spec"))
+    return _mapping(spec.get("template"))
 
 
 # (object, pod template, pod spec, app containers, init and app containers) of an object.
@@ -87,9 +98,9 @@ def _facts(obj: Mapping[str, Any]) -> _Facts:
     if found is not None and found[0] is obj:
         return found
     template = _template(obj)
-    spec = template.get("spec") or {}
-    app = [_readable(c) for c in spec.get("containers") or []]
-    init = [_readable(c) for c in spec.get("initContainers") or []]
+    spec = _mapping(template.get("spec"))
+    app = [_readable(c) for c in _sequence(spec.get("containers"))]
+    init = [_readable(c) for c in _sequence(spec.get("initContainers"))]
     facts: _Facts = (obj, template, spec, app, [*init, *app])
     if _MEMO_USERS[0]:
         _MEMO[id(obj)] = facts

@@ -44,6 +44,7 @@ __all__ = [
     "to_junit",
     "to_sarif",
     "to_text",
+    "utf8",
     "verdict",
 ]
 
@@ -174,7 +175,20 @@ def _dumps(value: Any, *, sort: bool = True) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else 0)
     except orjson.JSONEncodeError:
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-        return text.encode("utf-8", "backslashreplace")
+        return utf8(text)
+
+
+def utf8(text: str) -> bytes:
+    r"""Return text as UTF-8, a lone surrogate (from a ``\ud800`` escape) written as U+FFFD.
+
+    A lone surrogate has no UTF-8 form, and its JSON escape is refused by jq and most
+    parsers; the replacement character keeps every report valid.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return fixed.encode("utf-8")
 
 
 def _json_lines(document: Mapping[str, Any]) -> bytes:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -606,6 +607,16 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[In
                 add(str(p))
         elif path.is_file():
             add(name)
+        elif os.path.lexists(name):
+            errors.append(
+                InputError(
+                    name,
+                    None,
+                    None,
+                    "not a regular file or folder (a FIFO, a device, "
+                    "or a symlink that leads nowhere or in a loop)",
+                )
+            )
         else:
             errors.append(InputError(name, None, None, "no such file or folder; check the path"))
     return files, errors
@@ -660,19 +671,28 @@ class _BrokenStreamError(Exception):
 
 def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            inputs.errors.append(
-                InputError(
-                    path,
-                    None,
-                    None,
-                    f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB "
-                    "limit; split it",
+        # Opened without blocking and checked once open: a file replaced by a FIFO after the
+        # folder was listed would otherwise block the read for ever.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as stream:
+            status = os.fstat(stream.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                inputs.errors.append(
+                    InputError(path, None, None, "not a regular file (a FIFO or a device)")
                 )
-            )
-            return
-        data = Path(path).read_bytes()
+                return
+            if status.st_size > MAX_FILE_BYTES:
+                inputs.errors.append(
+                    InputError(
+                        path,
+                        None,
+                        None,
+                        f"file is {status.st_size / 2**20:.0f} MiB, over the "
+                        f"{MAX_FILE_BYTES / 2**20:.0f} MiB limit; split it",
+                    )
+                )
+                return
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         inputs.errors.append(InputError(path, None, None, f"cannot read the file ({error})"))
         return
@@ -680,7 +700,8 @@ def _read_file(path: str, inputs: AuditInputs, default_namespace: str) -> None:
         inputs.errors.append(InputError(path, None, None, "binary file, not a manifest; skip it"))
         return
     try:
-        text = data.decode("utf-8")
+        # A byte order mark is dropped (editors on Windows write one), in JSON as in YAML.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         inputs.errors.append(
             InputError(path, None, None, f"not UTF-8 text (byte {error.start}); fix the encoding")
@@ -865,6 +886,12 @@ def _add_document(
             )
         )
         return
+    problem = _metadata_problem(given)
+    if problem is not None:
+        inputs.errors.append(
+            InputError(path, line, None, f"{kind}: {problem}; the object is not audited")
+        )
+        return
     metadata = dict(metadata)
     if not is_cluster_scoped(kind) and not metadata.get("namespace"):
         metadata["namespace"] = default_namespace
@@ -872,6 +899,29 @@ def _add_document(
     annotations[SOURCE_ANNOTATION] = f"{path}:{line}"
     metadata["annotations"] = annotations
     inputs.objects.append(strip_secret({**document, "metadata": metadata}))
+
+
+def _metadata_problem(metadata: Any) -> str | None:
+    # What makes an object's metadata one the API server would refuse to decode, or None.
+    # Names are keys of every report and index, so a list or a number there is refused here.
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return f"metadata is {_short(metadata)}, not a mapping"
+    for key in ("name", "namespace", "generateName"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"metadata.{key} is {_short(value)}, not a string"
+    for key in ("labels", "annotations"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"metadata.{key} is {_short(value)}, not a mapping of names to strings"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_inputs(
@@ -1396,6 +1446,8 @@ def audit_output(
         raise ParameterError("--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
     if jobs is not None and jobs < 1:
         raise ParameterError("--jobs", f"must be 1 or more, got {jobs}")
+    if rules is not None:
+        get_rules(rules)  # an unknown rule id is a usage error before any file is read
     if kube_version:
         # A bad version is a usage error before any work.
         schema_version(kube_version, parameter="--kube-version")
@@ -1433,7 +1485,7 @@ def _audit_command(
 ) -> tuple[bytes, int]:
     from rknb import __version__
     from rknb.audit import at_or_above, to_junit, to_sarif, to_text
-    from rknb.audit.output import json_bytes, printable
+    from rknb.audit.output import json_bytes, printable, utf8
 
     # Large inputs are read, validated and checked by the per-object rules in forked
     # processes at once (by default one per usable core, at most MAX_WORKERS); a process
@@ -1476,7 +1528,7 @@ def _audit_command(
             f"{fail_on} or worse; {len(errors)} error(s).\n"
         )
     if output_format != "json":
-        output = text.encode("utf-8", "backslashreplace")
+        output = utf8(text)
     failed = bool(at_or_above(report, fail_on)) or bool(errors)
     return output, 1 if failed else 0
 
