@@ -12,6 +12,7 @@ an evaluator: rknb evaluates no PromQL offline.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,17 @@ from typing import Any
 
 from rknb.errors import ParameterError
 
-try:  # the maintained Rust parser, when installed (pip install promql-parser)
-    import promql_parser
-except ImportError:  # pragma: no cover - exercised where the package is missing
-    promql_parser = None  # type: ignore[assignment]
+
+@functools.cache
+def _rust_parser() -> Any:
+    # The maintained Rust parser (promql-parser) when installed, imported on first use: an
+    # audit of manifests without alert rules does not wait the 20 ms its import takes.
+    try:
+        import promql_parser
+    except ImportError:  # pragma: no cover - exercised where the package is missing
+        return None
+    return promql_parser
+
 
 __all__ = [
     "AGGREGATIONS",
@@ -375,7 +383,7 @@ def _convert(node: Any) -> Node:
     if name == "MatrixSelector":
         selector = node.vector_selector
         return VectorSelector(
-            _metric_name(selector), _matchers(selector), promql_parser.display_duration(node.range)
+            _metric_name(selector), _matchers(selector), _rust_parser().display_duration(node.range)
         )
     if name == "Call":
         return Call(node.func.name, tuple(_convert(a) for a in node.args))
@@ -398,7 +406,7 @@ def _convert(node: Any) -> Node:
     if name == "UnaryExpr":
         return Unary("-", _convert(node.expr))
     if name == "SubqueryExpr":
-        return Unary("subquery", _convert(node.expr), promql_parser.display_duration(node.range))
+        return Unary("subquery", _convert(node.expr), _rust_parser().display_duration(node.range))
     raise ParameterError("expr", f"PromQL node {name} is not one rknb reads")
 
 
@@ -445,9 +453,10 @@ def parse(expr: str) -> Node:
     Raises :class:`rknb.errors.ParameterError` naming the expression and the parser's
     message when it cannot be read.
     """
-    if promql_parser is not None:
+    rust = _rust_parser()
+    if rust is not None:
         try:
-            tree = promql_parser.parse(expr)
+            tree = rust.parse(expr)
         except ValueError as error:
             raise ParameterError("expr", f"cannot parse PromQL {expr!r}: {error}") from error
         return _convert(tree)
