@@ -229,16 +229,12 @@ def audit(
 
     # Decide what is audited before any rule runs: cross-object rules see only real objects.
     # Objects the caller's precomputed results cover come with that decision already made.
-    given = precomputed.count if precomputed is not None else 0
+    given = precomputed or Precomputed({}, 0)
     audited: list[Mapping[str, Any]] = []
     positions: list[int] = []
     skipped: list[Skipped] = []
     for position, obj in enumerate(objects):
-        if position < given:
-            assert precomputed is not None
-            skip = precomputed.skips.get(position)
-        else:
-            skip = _skip(obj, known_kinds)
+        skip = given.skips.get(position) if position < given.count else _skip(obj, known_kinds)
         if skip is None:
             audited.append(obj)
             positions.append(position)
@@ -248,9 +244,7 @@ def audit(
         _object_error(obj, f"{obj.get('kind')} {_display(obj)}: {problem}")
         for position, obj in zip(positions, audited, strict=True)
         for problem in (
-            precomputed.problems.get(position, ())
-            if precomputed is not None and position < given
-            else field_problems(obj)
+            given.problems.get(position, ()) if position < given.count else field_problems(obj)
         )
     ]
     index = ObjectIndex(audited)
