@@ -1364,7 +1364,17 @@ def _with_errors_junit(
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def audit_command(
+def audit_command(paths: Sequence[str], **options: Any) -> tuple[str, int]:
+    """Return :func:`audit_output`'s (report, exit code) with the report as text.
+
+    It takes the same arguments (``output_format``, ``fail_on``, ``config``, ``rules``,
+    ``kube_version``, ``objects``, ``jobs``).
+    """
+    output, code = audit_output(paths, **options)
+    return output.decode("utf-8"), code
+
+
+def audit_output(
     paths: Sequence[str],
     *,
     output_format: str = "text",
@@ -1373,10 +1383,9 @@ def audit_command(
     rules: Sequence[str] | None = None,
     kube_version: str | None = None,
     objects: Sequence[Mapping[str, Any]] = (),
-) -> tuple[str, int]:
-    """Return (the report in ``output_format``, exit code) of auditing files and objects.
-
-    :func:`audit_output` returns the same report as UTF-8 bytes.
+    jobs: int | None = None,
+) -> tuple[bytes, int]:
+    """Return (the report in ``output_format`` as UTF-8, exit code) of auditing files and objects.
 
     Parameters
     ----------
@@ -1394,48 +1403,6 @@ def audit_command(
     kube_version
         Validate the objects against this Kubernetes version's OpenAPI schema (``1.30``);
         None skips schema validation.
-    objects
-        Objects already read (from a live cluster), audited with the files'.
-    """
-    output, code = audit_output(
-        paths,
-        output_format=output_format,
-        fail_on=fail_on,
-        config=config,
-        rules=rules,
-        kube_version=kube_version,
-        objects=objects,
-    )
-    return output.decode("utf-8"), code
-
-
-def audit_output(
-    paths: Sequence[str],
-    *,
-    output_format: str = "text",
-    fail_on: str = DEFAULT_FAIL_ON,
-    config: AuditConfig | None = None,
-    rules: Sequence[str] | None = None,
-    kube_version: str | None = None,
-    objects: Sequence[Mapping[str, Any]] = (),
-    jobs: int | None = None,
-) -> tuple[bytes, int]:
-    """Return what :func:`audit_command` returns, the report as UTF-8 bytes (``rknb audit``'s).
-
-    Parameters
-    ----------
-    paths
-        Manifest files and folders.
-    output_format
-        One of :data:`FORMATS`.
-    fail_on
-        The severity at or above which a finding makes the exit code 1.
-    config
-        Thresholds and suppressions (:func:`load_config`).
-    rules
-        Rule ids or prefixes to run (all default rules when None).
-    kube_version
-        The Kubernetes version whose schema the objects are validated against.
     objects
         Objects already read (from a live cluster), audited with the files'.
     jobs
