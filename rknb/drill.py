@@ -186,23 +186,16 @@ def prometheus_probe(
     timeout_s
         Seconds to wait for each answer.
     """
-    from rknb.config import load_config
-    from rknb.sources.prometheus import PrometheusSource
+    from rknb.sources import live_prometheus
 
     expr, op, bound = parse_bound(query)
-    config = load_config()
-    spec = str(prometheus).strip()
-    if not (
-        spec.startswith(("http://", "https://")) or spec == "config" or spec in config.endpoints
-    ):
+    source = live_prometheus(prometheus, cluster=cluster, timeout_s=timeout_s, max_retries=0)
+    if source is None:
         raise ParameterError(
             "prometheus",
             "the probe query needs a Prometheus URL or an endpoint named in the configuration, "
-            f"got {redact(spec)!r}",
+            f"got {redact(str(prometheus))!r}",
         )
-    settings = config.endpoint(spec, cluster=cluster)
-    url = settings.pop("url")
-    source = PrometheusSource(url, **{**settings, "timeout_s": timeout_s, "max_retries": 0})
     check = _OPS[op]
 
     def probe() -> bool:

@@ -64,6 +64,7 @@ __all__ = [
     "Window",
     "empty_frame",
     "finish_bundle",
+    "live_prometheus",
     "open_bundle",
     "open_demo",
     "open_metrics",
@@ -170,7 +171,6 @@ def _open_metrics(
     spec: str, seed: int | None, cluster: str | None, report_time: datetime | None
 ) -> MetricsSource:
     from rknb.sources.bundle import is_bundle, open_bundle
-    from rknb.sources.prometheus import PrometheusSource
 
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, seed, "prometheus")
@@ -178,12 +178,9 @@ def _open_metrics(
         return open_demo(demo_seed, growth=growth)[0]
     if spec and not _is_url(spec) and is_bundle(spec):
         return open_bundle(spec)[0]
-    config = load_config()
-    if _is_url(spec) or spec == "config" or spec in config.endpoints:
-        settings = config.endpoint(spec, cluster=cluster)
-        url = settings.pop("url")
-        catalog = load_catalog(config.catalog) if config.catalog else None
-        return PrometheusSource(url, catalog=catalog, report_time=report_time, **settings)
+    live = live_prometheus(spec, cluster=cluster, report_time=report_time)
+    if live is not None:
+        return live
     if spec and is_bundle(spec):
         return open_bundle(spec)[0]
     if spec and Path(spec).exists():
@@ -194,6 +191,32 @@ def _open_metrics(
         "prometheus",
         f"expected 'demo', 'demo:SEED', an http(s):// URL or a bundle folder, got {redact(spec)!r}",
     )
+
+
+def live_prometheus(
+    spec: str,
+    *,
+    cluster: str | None = None,
+    report_time: datetime | None = None,
+    **settings: Any,
+) -> PrometheusSource | None:
+    """Return the live server a ``prometheus`` value names, or None when it names none.
+
+    A live server is an ``http(s)://`` URL, an endpoint named in the configuration, or
+    ``config`` for the endpoint the configuration maps ``cluster`` to; the endpoint's
+    credentials, headers, TLS settings and catalog come with it. ``settings`` (such as
+    ``timeout_s`` or ``max_retries``) override the endpoint's.
+    """
+    from rknb.sources.prometheus import PrometheusSource
+
+    spec = str(spec).strip()
+    config = load_config()
+    if not (_is_url(spec) or spec == "config" or spec in config.endpoints):
+        return None
+    found = config.endpoint(spec, cluster=cluster)
+    url = found.pop("url")
+    catalog = load_catalog(config.catalog) if config.catalog else None
+    return PrometheusSource(url, catalog=catalog, report_time=report_time, **{**found, **settings})
 
 
 def _recording_into(source: MetricsSource | ObjectSource, name: str) -> Path | None:
