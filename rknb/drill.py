@@ -186,7 +186,7 @@ def prometheus_probe(
     timeout_s
         Seconds to wait for each answer.
     """
-    from rknb.sources import live_prometheus
+    from rknb.sources.prometheus import live_prometheus
 
     expr, op, bound = parse_bound(query)
     source = live_prometheus(prometheus, cluster=cluster, timeout_s=timeout_s, max_retries=0)

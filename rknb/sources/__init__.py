@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rknb.catalog import load_catalog
-from rknb.config import load_config
 from rknb.credentials import redact
 from rknb.errors import ParameterError
 from rknb.sources.base import (
@@ -45,7 +43,7 @@ if TYPE_CHECKING:
         open_bundle,
         start_bundle,
     )
-    from rknb.sources.prometheus import PrometheusSource
+    from rknb.sources.prometheus import PrometheusSource, live_prometheus
 
 __all__ = [
     "RECORD_ENV",
@@ -88,6 +86,7 @@ _LAZY = {
     "recording_target": "rknb.sources.bundle",
     "start_bundle": "rknb.sources.bundle",
     "PrometheusSource": "rknb.sources.prometheus",
+    "live_prometheus": "rknb.sources.prometheus",
 }
 
 
@@ -171,6 +170,7 @@ def _open_metrics(
     spec: str, seed: int | None, cluster: str | None, report_time: datetime | None
 ) -> MetricsSource:
     from rknb.sources.bundle import is_bundle, open_bundle
+    from rknb.sources.prometheus import live_prometheus
 
     spec = str(spec).strip()
     is_demo, demo_seed, growth = _demo_seed(spec, seed, "prometheus")
@@ -191,32 +191,6 @@ def _open_metrics(
         "prometheus",
         f"expected 'demo', 'demo:SEED', an http(s):// URL or a bundle folder, got {redact(spec)!r}",
     )
-
-
-def live_prometheus(
-    spec: str,
-    *,
-    cluster: str | None = None,
-    report_time: datetime | None = None,
-    **settings: Any,
-) -> PrometheusSource | None:
-    """Return the live server a ``prometheus`` value names, or None when it names none.
-
-    A live server is an ``http(s)://`` URL, an endpoint named in the configuration, or
-    ``config`` for the endpoint the configuration maps ``cluster`` to; the endpoint's
-    credentials, headers, TLS settings and catalog come with it. ``settings`` (such as
-    ``timeout_s`` or ``max_retries``) override the endpoint's.
-    """
-    from rknb.sources.prometheus import PrometheusSource
-
-    spec = str(spec).strip()
-    config = load_config()
-    if not (_is_url(spec) or spec == "config" or spec in config.endpoints):
-        return None
-    found = config.endpoint(spec, cluster=cluster)
-    url = found.pop("url")
-    catalog = load_catalog(config.catalog) if config.catalog else None
-    return PrometheusSource(url, catalog=catalog, report_time=report_time, **{**found, **settings})
 
 
 def _recording_into(source: MetricsSource | ObjectSource, name: str) -> Path | None:

@@ -44,6 +44,7 @@ from rknb.times import format_time, parse_time, to_unix
 __all__ = [
     "MAX_POINTS_PER_SERIES",
     "PrometheusSource",
+    "live_prometheus",
     "parse_histogram_matrix",
     "parse_histogram_vector",
     "parse_matrix",
@@ -778,6 +779,34 @@ class PrometheusSource:
         if isinstance(body, dict) and body.get("error"):
             return redact(f"HTTP {status} {body.get('errorType', 'error')}: {body['error']}")
         return f"HTTP {status}"
+
+
+def live_prometheus(
+    spec: str,
+    *,
+    cluster: str | None = None,
+    report_time: datetime | None = None,
+    **settings: Any,
+) -> PrometheusSource | None:
+    """Return the live server a ``prometheus`` value names, or None when it names none.
+
+    A live server is an ``http(s)://`` URL, an endpoint named in the configuration, or
+    ``config`` for the endpoint the configuration maps ``cluster`` to; the endpoint's
+    credentials, headers, TLS settings and catalog come with it. ``settings`` (such as
+    ``timeout_s`` or ``max_retries``) override the endpoint's.
+    """
+    from rknb.config import load_config
+
+    spec = str(spec).strip()
+    config = load_config()
+    if not (
+        spec.startswith(("http://", "https://")) or spec == "config" or spec in config.endpoints
+    ):
+        return None
+    found = config.endpoint(spec, cluster=cluster)
+    url = found.pop("url")
+    catalog = load_catalog(config.catalog) if config.catalog else None
+    return PrometheusSource(url, catalog=catalog, report_time=report_time, **{**found, **settings})
 
 
 def _loads(content: bytes) -> Any:
