@@ -266,29 +266,43 @@ def _not_int(value: Any) -> bool:
     return False
 
 
+def _pod_spec_path(obj: Mapping[str, Any]) -> str:
+    # Where an object holds its pod spec, as a field path.
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return "spec"
+    if kind == "CronJob":
+        return "spec.jobTemplate.spec.template.spec"
+    return "spec.template.spec"
+
+
+def _containers_at(obj: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    # (field path, container) of the pod spec's init and app containers, as written.
+    base = _pod_spec_path(obj)
+    spec = pod_spec(obj)
+    for group in ("initContainers", "containers"):
+        listed = spec.get(group)
+        for number, c in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(c, Mapping):
+                yield f"{base}.{group}[{number}]", c
+
+
 def _pod_int_fields(obj: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     # (path, value) of the integer fields of a workload the rules read.
-    base = "spec" if obj.get("kind") == "Pod" else "spec.template.spec"
-    if obj.get("kind") == "CronJob":
-        base = "spec.jobTemplate.spec.template.spec"
     if obj.get("kind") not in ("Pod", "Job", "CronJob", "DaemonSet"):
         yield "spec.replicas", (obj.get("spec") or {}).get("replicas")
     spec = pod_spec(obj)
     if isinstance(spec.get("securityContext"), Mapping):
-        yield f"{base}.securityContext.runAsUser", spec["securityContext"].get("runAsUser")
-    for group in ("initContainers", "containers"):
-        listed = spec.get(group)
-        for number, c in enumerate(listed if isinstance(listed, list) else []):
-            if not isinstance(c, Mapping):
-                continue
-            where = f"{base}.{group}[{number}]"
-            security = c.get("securityContext")
-            if isinstance(security, Mapping):
-                yield f"{where}.securityContext.runAsUser", security.get("runAsUser")
-            ports = c.get("ports")
-            for index, port in enumerate(ports if isinstance(ports, list) else []):
-                if isinstance(port, Mapping):
-                    yield f"{where}.ports[{index}].containerPort", port.get("containerPort")
+        path = f"{_pod_spec_path(obj)}.securityContext.runAsUser"
+        yield path, spec["securityContext"].get("runAsUser")
+    for where, c in _containers_at(obj):
+        security = c.get("securityContext")
+        if isinstance(security, Mapping):
+            yield f"{where}.securityContext.runAsUser", security.get("runAsUser")
+        ports = c.get("ports")
+        for index, port in enumerate(ports if isinstance(ports, list) else []):
+            if isinstance(port, Mapping):
+                yield f"{where}.ports[{index}].containerPort", port.get("containerPort")
 
 
 def field_problems(obj: Mapping[str, Any]) -> list[str]:
@@ -326,19 +340,13 @@ def field_problems(obj: Mapping[str, Any]) -> list[str]:
 
 def _quantity_problems(obj: Mapping[str, Any]) -> Iterator[str]:
     # A request or limit the API server would refuse as no quantity (`cpu: lots`).
-    base = "spec" if obj.get("kind") == "Pod" else "spec.template.spec"
-    if obj.get("kind") == "CronJob":
-        base = "spec.jobTemplate.spec.template.spec"
-    spec = pod_spec(obj)
-    for group in ("initContainers", "containers"):
-        listed = spec.get(group)
-        for number, c in enumerate(listed if isinstance(listed, list) else []):
-            for section, resource, value in _bad_quantities(c):
-                yield (
-                    f"container {str(c.get('name'))!r} {base}.{group}[{number}].resources."
-                    f"{section}.{resource} is {value!r}, not a quantity (write it as 100m, 0.5 "
-                    "or 128Mi); it is treated as absent"
-                )
+    for where, c in _containers_at(obj):
+        for section, resource, value in _bad_quantities(c):
+            yield (
+                f"container {str(c.get('name'))!r} {where}.resources.{section}.{resource} is "
+                f"{value!r}, not a quantity (write it as 100m, 0.5 or 128Mi); it is treated as "
+                "absent"
+            )
 
 
 _POD_KINDS = (*SERVICE_WORKLOAD_KINDS, "Job", "CronJob")
