@@ -65,7 +65,7 @@ def parse_quantity(value: str | int | float, *, name: str = "quantity") -> float
 
 
 def _finite(number: float, value: Any, name: str) -> float:
-    # The API server holds quantities as 64-bit integers (of milli-units at most 9.2e15).
+    # The API server keeps a quantity in a 64-bit integer: past 9.2e18 it cannot hold one.
     if not math.isfinite(number) or abs(number) > 9.2e18:
         raise ParameterError(name, f"{value!r} is out of range for a Kubernetes quantity")
     return number

@@ -168,11 +168,11 @@ def _finding_lines(findings: Sequence[Finding]) -> _JsonArray:
     return _JsonArray([b"[\n    ", memoryview(body)[1:-1], b"\n  ]"])
 
 
-def _dumps(value: Any, *, sort: bool = True) -> bytes:
+def _dumps(value: Any) -> bytes:
     # orjson for what it can write; the standard encoder for the rest (a lone surrogate in a
     # string, an integer past 64 bits, a key that is not a string), with the same meaning.
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else 0)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
         return utf8(text)

@@ -967,6 +967,9 @@ def _duplicates(objects: Sequence[Mapping[str, Any]]) -> list[InputError]:
     return warnings
 
 
+# (rules, config) of the audit a reading process also runs the per-object rules of.
+_Checks = tuple[Sequence[str] | None, AuditConfig | None]
+
 #: Inputs of at least this many bytes (in two files or more) are split between processes;
 #: below it a fork gains nothing (measured: 232 KB take 0.28 s either way, 756 KB 0.46 s
 #: instead of 0.58 s on 2 cores).
@@ -977,7 +980,7 @@ def _read_part(
     files: Sequence[str],
     default_namespace: str,
     kube_version: str | None,
-    checks: tuple[Sequence[str] | None, AuditConfig | None] | None = None,
+    checks: _Checks | None = None,
 ) -> tuple[AuditInputs, list[InputError]]:
     inputs = AuditInputs()
     for path in files:
@@ -1028,7 +1031,7 @@ def _read_in_processes(
     parts: Sequence[Sequence[str]],
     default_namespace: str,
     kube_version: str | None,
-    checks: tuple[Sequence[str] | None, AuditConfig | None] | None,
+    checks: _Checks | None,
 ) -> list[tuple[AuditInputs, list[InputError]]]:
     # The first part read here, each other in a forked process. A part whose process fails
     # (killed by the OOM killer, or its result could not be sent back) is read here after
@@ -1085,7 +1088,7 @@ def read_and_validate(
     kube_version: str | None = None,
     workers: int = 1,
     default_namespace: str = "default",
-    checks: tuple[Sequence[str] | None, AuditConfig | None] | None = None,
+    checks: _Checks | None = None,
 ) -> tuple[AuditInputs, list[InputError]]:
     """Return what :func:`read_inputs` returns and the objects' schema errors.
 
@@ -1471,33 +1474,30 @@ def _audit_command(
     report.skipped.extend(_skipped_of(d) for d in inputs.skipped)
     errors.extend(_input_error(e) for e in report.errors)
 
+    blocking = at_or_above(report, fail_on)
+    code = 1 if blocking or errors else 0
     if output_format == "json":
         rows = {"errors": _error_rows(errors), "warnings": _error_rows(inputs.warnings)}
-        output = json_bytes(report, extra=rows)
-    elif output_format == "sarif":
+        return json_bytes(report, extra=rows), code
+    if output_format == "sarif":
         notes = [*_notifications(errors), *_notifications(inputs.warnings, "warning")]
-        text = to_sarif(report, version=__version__, notifications=notes)
-    elif output_format == "junit":
-        text = _with_errors_junit(to_junit(report), errors, inputs.warnings)
-    else:
-        text = to_text(report)
-        if inputs.warnings:
-            text += f"\nWarnings ({len(inputs.warnings)}):\n" + "".join(
-                f"    {printable(e.text())}\n" for e in inputs.warnings
-            )
-        if errors:
-            text += f"\nErrors ({len(errors)}):\n" + "".join(
-                f"    {printable(e.text())}\n" for e in errors
-            )
-        blocking = len(at_or_above(report, fail_on))
-        text += (
-            f"\n{inputs.files} file(s), {len(everything)} object(s); {blocking} finding(s) at "
-            f"{fail_on} or worse; {len(errors)} error(s).\n"
+        return utf8(to_sarif(report, version=__version__, notifications=notes)), code
+    if output_format == "junit":
+        return utf8(_with_errors_junit(to_junit(report), errors, inputs.warnings)), code
+    text = to_text(report)
+    if inputs.warnings:
+        text += f"\nWarnings ({len(inputs.warnings)}):\n" + "".join(
+            f"    {printable(e.text())}\n" for e in inputs.warnings
         )
-    if output_format != "json":
-        output = utf8(text)
-    failed = bool(at_or_above(report, fail_on)) or bool(errors)
-    return output, 1 if failed else 0
+    if errors:
+        text += f"\nErrors ({len(errors)}):\n" + "".join(
+            f"    {printable(e.text())}\n" for e in errors
+        )
+    text += (
+        f"\n{inputs.files} file(s), {len(everything)} object(s); {len(blocking)} finding(s) at "
+        f"{fail_on} or worse; {len(errors)} error(s).\n"
+    )
+    return utf8(text), code
 
 
 # The "path" of an error in an object that came from no file (a live cluster's).
