@@ -19,7 +19,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
@@ -470,17 +470,17 @@ class Precomputed:
     @classmethod
     def joined(cls, parts: Sequence[Precomputed]) -> Precomputed:
         """Return the results of parts made for consecutive runs of objects, as one."""
-        joined = cls({}, 0)
+        table: _Table = {}
+        skips: dict[int, Skipped] = {}
+        problems: dict[int, list[str]] = {}
+        offset = 0
         for part in parts:
-            offset = joined.count
             for rule, found in part.table.items():
-                joined.table.setdefault(rule, {}).update(
-                    found if offset == 0 else ((n + offset, v) for n, v in found.items())
-                )
-            joined.skips.update((n + offset, why) for n, why in part.skips.items())
-            joined.problems.update((n + offset, found) for n, found in part.problems.items())
-            joined = replace(joined, count=offset + part.count)
-        return joined
+                table.setdefault(rule, {}).update((n + offset, v) for n, v in found.items())
+            skips.update((n + offset, why) for n, why in part.skips.items())
+            problems.update((n + offset, found) for n, found in part.problems.items())
+            offset += part.count
+        return cls(table, offset, skips, problems)
 
 
 def object_violations(
@@ -497,19 +497,20 @@ def object_violations(
     settings = _config_of(config)
     known_kinds = _known_kinds()
     pairs = []
-    done = Precomputed({}, len(objects))
+    skips: dict[int, Skipped] = {}
+    problems: dict[int, list[str]] = {}
     for position, obj in enumerate(objects):
         skip = _skip(obj, known_kinds)
         if skip is not None:
-            done.skips[position] = skip
+            skips[position] = skip
             continue
         pairs.append((position, obj))
-        problems = field_problems(obj)
-        if problems:
-            done.problems[position] = problems
+        found = field_problems(obj)
+        if found:
+            problems[position] = found
     with remembered():
-        done.table.update(_object_violations(_selected_rules(rules, settings), pairs, settings))
-    return done
+        table = _object_violations(_selected_rules(rules, settings), pairs, settings)
+    return Precomputed(table, len(objects), skips, problems)
 
 
 # What a forked worker reads: the rules, the (position, object) pairs and the settings
