@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -84,18 +85,18 @@ def _bare_selectors(node: Node) -> Iterator[VectorSelector]:
         yield from _bare_selectors(child)
 
 
-def quantile_without_rate(expr: str) -> list[str]:
+def quantile_without_rate(expr: str | Node) -> list[str]:
     """Return the metric names histogram_quantile() reads without rate()/increase() in between."""
     names: list[str] = []
-    for argument in _histogram_arguments(parse(expr)):
+    for argument in _histogram_arguments(parse(expr) if isinstance(expr, str) else expr):
         names.extend(s.metric or "{...}" for s in _bare_selectors(argument))
     return names
 
 
-def quantile_drops_le(expr: str) -> list[str]:
+def quantile_drops_le(expr: str | Node) -> list[str]:
     """Return aggregations inside histogram_quantile() that drop the ``le`` label, as text."""
     found = []
-    for argument in _histogram_arguments(parse(expr)):
+    for argument in _histogram_arguments(parse(expr) if isinstance(expr, str) else expr):
         node = argument
         while isinstance(node, Unary) and node.op == "()":
             node = node.expr
@@ -112,13 +113,25 @@ def quantile_drops_le(expr: str) -> list[str]:
     return found
 
 
-def _parsed(alert: str, item: Mapping[str, Any]) -> str | Violation:
-    expr = str(item.get("expr", ""))
+@functools.lru_cache(maxsize=4096)
+def _tree(expr: str) -> Node | None:
+    # An expression's tree, parsed once however many rules read it (the nodes are frozen);
+    # None when it does not parse.
     try:
-        parse(expr)
+        return parse(expr)
     except ParameterError:
-        return Violation(f"alert {alert} expr {expr!r} cannot be parsed", alert=alert)
-    return expr
+        return None
+
+
+def _parsed(
+    named: Iterable[tuple[str, Mapping[str, Any]]],
+) -> Iterator[tuple[str, Mapping[str, Any], Node]]:
+    # (name, rule, expression tree) of the rules whose expression parses; RK-PROM-014 reports
+    # the others.
+    for name, item in named:
+        tree = _tree(str(item.get("expr", "")))
+        if tree is not None:
+            yield name, item, tree
 
 
 @rule(
@@ -135,11 +148,8 @@ def _parsed(alert: str, item: Mapping[str, Any]) -> str | Violation:
 )
 def histogram_quantile_rate(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield alerts whose histogram_quantile() reads bucket counters directly."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue  # RK-PROM-014 reports it
-        for metric in quantile_without_rate(expr):
+    for alert, _, tree in _parsed(alert_rules(obj)):
+        for metric in quantile_without_rate(tree):
             yield Violation(
                 f"alert {alert}: histogram_quantile() reads {metric} without rate() or increase()",
                 alert=alert,
@@ -158,11 +168,8 @@ def histogram_quantile_rate(obj: Mapping[str, Any], config: AuditConfig) -> Iter
 )
 def histogram_quantile_le(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield alerts whose histogram_quantile() argument aggregates the le label away."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        for aggregation in quantile_drops_le(expr):
+    for alert, _, tree in _parsed(alert_rules(obj)):
+        for aggregation in quantile_drops_le(tree):
             yield Violation(
                 f"alert {alert}: {aggregation} inside histogram_quantile() drops le", alert=alert
             )
@@ -310,11 +317,9 @@ def _recorded(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[int,
         for group in (obj.get("spec") or {}).get("groups") or []:
             for item in group.get("rules") or []:
                 if isinstance(item, Mapping) and "record" in item:
-                    try:
-                        tree = parse(str(item.get("expr", "")))
-                    except ParameterError:
-                        continue
-                    found.setdefault(str(item["record"]), []).append((id(item), tree))
+                    tree = _tree(str(item.get("expr", "")))
+                    if tree is not None:
+                        found.setdefault(str(item["record"]), []).append((id(item), tree))
     return found
 
 
@@ -416,12 +421,8 @@ def rate_over_gauge(index: ObjectIndex, config: AuditConfig) -> Iterator[Violati
         name: [body for _, body in found] for name, found in recorded.items()
     }
     for obj in objects:
-        for shown, item in prom_rules(obj):
+        for shown, item, tree in _parsed(prom_rules(obj)):
             alert = shown.partition(" ")[2]
-            expr = _parsed(alert, item)
-            if isinstance(expr, Violation):
-                continue
-            tree = parse(expr)
             # A recording rule reading its own series is no chain through another rule.
             others: Mapping[str, Sequence[Node]] = bodies
             if "record" in item:
@@ -443,12 +444,9 @@ def _range_checks(obj: Mapping[str, Any], config: AuditConfig, factor: int) -> I
     from rknb.times import parse_duration
 
     limit = factor * config.scrape_interval_s
-    for shown, item in prom_rules(obj):
+    for shown, _, tree in _parsed(prom_rules(obj)):
         alert = shown.partition(" ")[2]
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        for function, selector in _rate_calls(parse(expr)):
+        for function, selector in _rate_calls(tree):
             try:
                 seconds = parse_duration(str(selector.range))
             except ParameterError:
@@ -525,11 +523,8 @@ def _strip(node: Node) -> Node:
 )
 def error_rate_absolute(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield alerts comparing an undivided rate of an error series with a number."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        for node in walk(parse(expr)):
+    for alert, _, tree in _parsed(alert_rules(obj)):
+        for node in walk(tree):
             if not (isinstance(node, Binary) and node.op in _COMPARISONS):
                 continue
             sides = (_strip(node.lhs), _strip(node.rhs))
@@ -578,11 +573,8 @@ def _returns_always(node: Node) -> bool:
 )
 def absent_for(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield absent() alerts whose ``for`` is under two scrape intervals, or that never fire."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        calls = _absent_calls(parse(expr))
+    for alert, item, tree in _parsed(alert_rules(obj)):
+        calls = _absent_calls(tree)
         if not calls:
             continue
         if any(c.args and _returns_always(c.args[0]) for c in calls):
@@ -646,11 +638,8 @@ def _has_condition(node: Node) -> bool:
 )
 def alert_condition(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield alerts whose expression has no filtering condition."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        if always_fires(parse(expr)):
+    for alert, _, tree in _parsed(alert_rules(obj)):
+        if always_fires(tree):
             yield Violation(
                 f"alert {alert}: the expression has no condition, so it always fires", alert=alert
             )
@@ -735,12 +724,9 @@ def raw_counter(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violati
     types = dict(config.metric_types)
     if not types:
         return
-    for shown, item in prom_rules(obj):
+    for shown, _, tree in _parsed(prom_rules(obj)):
         alert = shown.partition(" ")[2]
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
-        names = counter_reads(parse(expr), types)
+        names = counter_reads(tree, types)
         if names:
             yield Violation(
                 f"{shown}: reads counter {names[0]} without rate() or increase()", alert=alert
@@ -764,8 +750,10 @@ def promql_syntax(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Viola
     for shown, item in prom_rules(obj):
         alert = shown.partition(" ")[2]
         expr = str(item.get("expr", ""))
+        if _tree(expr) is not None:
+            continue
         try:
-            parse(expr)
+            parse(expr)  # again, for the parser's message
         except ParameterError as error:
             reason = str(error).removeprefix("parameter 'expr': ")
             yield Violation(f"{shown}: {reason}", alert=alert)
@@ -840,11 +828,8 @@ def fragile_queries(tree: Node, for_s: float | None) -> list[str]:
 )
 def fragile_query(obj: Mapping[str, Any], config: AuditConfig) -> Iterator[Violation]:
     """Yield alerts whose series come from topk()-like picks, or compare aggregations unguarded."""
-    for alert, item in alert_rules(obj):
-        expr = _parsed(alert, item)
-        if isinstance(expr, Violation):
-            continue
+    for alert, item, tree in _parsed(alert_rules(obj)):
         value = item.get("for")
         for_s = _seconds(value) if value not in (None, "") else None
-        for message in fragile_queries(parse(expr), for_s):
+        for message in fragile_queries(tree, for_s):
             yield Violation(f"alert {alert}: {message}", alert=alert)
