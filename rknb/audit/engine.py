@@ -476,7 +476,9 @@ class Precomputed:
         offset = 0
         for part in parts:
             for rule, found in part.table.items():
-                table.setdefault(rule, {}).update((n + offset, v) for n, v in found.items())
+                table.setdefault(rule, {}).update(
+                    found if offset == 0 else ((n + offset, v) for n, v in found.items())
+                )
             skips.update((n + offset, why) for n, why in part.skips.items())
             problems.update((n + offset, found) for n, found in part.problems.items())
             offset += part.count
