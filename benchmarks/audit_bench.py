@@ -46,10 +46,12 @@ GOAL_RATIO = 30
 GOAL_RSS_MB = 500
 OBJECTS = 10_000
 SMOKE_OBJECTS = 300
+#: The most objects Checkov's JSON report is made for (its time and memory grow fast).
+JSON_OBJECTS = 2000
 PER_FILE = 100
 NAMESPACES = 20
 
-Measure = Callable[[list[str], Path], tuple[float, float]]
+Measure = Callable[[list[str], Path, Path | None], tuple[float, float]]
 
 
 def _container(i: int, rng: random.Random, name: str = "app") -> dict[str, Any]:
@@ -245,10 +247,12 @@ def checkov_binary(root: Path) -> tuple[Path | None, str]:
     return binary, f"checkov {CHECKOV_VERSION} installed into {env.relative_to(root)}"
 
 
-def _timed(measure: Measure, command: list[str], root: Path) -> dict[str, float]:
+def _timed(
+    measure: Measure, command: list[str], root: Path, output: Path | None = None
+) -> dict[str, float]:
     # Wall seconds and peak RSS from run.py's measure, CPU seconds from the rusage of children.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall_s, rss_mb = measure(command, root)
+    wall_s, rss_mb = measure(command, root, output)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2), "peak_rss_mb": round(rss_mb, 1)}
@@ -260,10 +264,22 @@ def _rknb_processes() -> int:
     return default_workers()
 
 
-def _rknb_command(folder: Path) -> list[str]:
+def _shared_optional_rules() -> list[str]:
+    # rknb's off-by-default rules that match a Checkov check (image digests): the timed run
+    # turns them on, so that it reports every concern Checkov reports too.
+    from rknb.audit.registry import get_rules
+
+    return sorted(
+        r.id
+        for r in get_rules()
+        if r.optional and any(p.startswith("checkov:") for p in r.equivalent)
+    )
+
+
+def _rknb_command(folder: Path, config: Path) -> list[str]:
     return [
         sys.executable, "-m", "rknb.cli", "audit", str(folder), "--format", "json",
-        "--kube-version", "1.30",
+        "--kube-version", "1.30", "--config", str(config),
     ]  # fmt: skip
 
 
@@ -273,6 +289,41 @@ def _checkov_command(binary: Path, folder: Path, mode: str) -> list[str]:
         str(binary), "-d", str(folder), "--framework", "kubernetes", "--skip-download",
         *output,
     ]  # fmt: skip
+
+
+def _first_files(folder: Path, into: Path, objects: int) -> Path:
+    # A folder holding the first `objects` objects of `folder` (whole files of PER_FILE).
+    into.mkdir()
+    for path in sorted(folder.glob("*.yaml"))[: objects // PER_FILE]:
+        shutil.copy(path, into / path.name)
+    return into
+
+
+def agreement(folder: Path, checkov_json: Path, enabled: list[str]) -> dict[str, Any]:
+    """Return how rknb's verdicts on the files agree with Checkov's JSON report on them.
+
+    Every Checkov verdict in scope (``CHECKOV_IN_SCOPE``) is one case, judged as the
+    conformance runner judges the shared fixtures: passed when rknb gives the same verdict
+    on the same object through the rules that declare that check equivalent, divergent
+    where a rule documents why it differs, failed otherwise.
+    """
+    import orjson
+
+    from rknb.audit import audit
+    from rknb.audit.model import AuditConfig
+    from rknb.conformance.audit import checkov_by_resource, checkov_cases, read_inputs
+
+    inputs = read_inputs([folder])
+    report = audit(inputs.objects, config=AuditConfig(enabled=tuple(enabled)))
+    verdicts = checkov_by_resource(orjson.loads(checkov_json.read_bytes()))
+    cases = checkov_cases(folder.name, verdicts, inputs.objects, report)
+    statuses = ("passed", "failed", "divergent", "skipped")
+    counts = {status: sum(c.status == status for c in cases) for status in statuses}
+    divergent = sorted({c.case_id.split(":")[2] for c in cases if c.status == "divergent"})
+    failed = [f"{c.case_id}: checkov {c.expected}, rknb {c.actual}" for c in cases
+              if c.status == "failed"]  # fmt: skip
+    return {"cases": len(cases), **counts, "divergent_checks": divergent,
+            "failed_examples": failed[:10]}  # fmt: skip
 
 
 def bench_audit(smoke: bool, measure: Measure, root: Path) -> dict[str, object]:
@@ -286,6 +337,9 @@ def bench_audit(smoke: bool, measure: Measure, root: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="rknb-audit-bench-") as tmp:
         folder = Path(tmp) / "objects"
         record["kinds"] = generate(count, folder)
+        enabled = _shared_optional_rules()
+        config = Path(tmp) / "rknb.yaml"
+        config.write_text(yaml.safe_dump({"enabled": enabled}))
         # pip compiles Checkov's modules when it installs them; rknb's, installed editable,
         # are compiled here, or the first timed run would include compiling the sources it
         # imports (0.3-0.5 s, measured after an edit).
@@ -294,8 +348,11 @@ def bench_audit(smoke: bool, measure: Measure, root: Path) -> dict[str, object]:
             check=True,
             capture_output=True,
         )
-        rknb = _timed(measure, _rknb_command(folder), root)
-        record["command"] = "rknb audit FOLDER --format json --kube-version 1.30"
+        rknb = _timed(measure, _rknb_command(folder, config), root)
+        record["command"] = (
+            "rknb audit FOLDER --format json --kube-version 1.30 --config CONFIG "
+            f"(enabled: {', '.join(enabled) or 'none'})"
+        )
         # rknb reads, validates and checks large inputs in one process per usable core.
         record["rknb_processes"] = _rknb_processes()
         record["rknb"] = rknb
@@ -306,34 +363,55 @@ def bench_audit(smoke: bool, measure: Measure, root: Path) -> dict[str, object]:
             binary, note = checkov_binary(root)
             peer = {"note": note}
             if binary is not None:
-                subset = Path(tmp) / "subset"
-                subset.mkdir()
-                for path in sorted(folder.glob("*.yaml"))[: peer_count // PER_FILE]:
-                    shutil.copy(path, subset / path.name)
+                subset = (
+                    folder
+                    if peer_count == count
+                    else _first_files(folder, Path(tmp) / "subset", peer_count)
+                )
                 scale = count / peer_count
                 peer["objects"] = peer_count
                 peer["scaled_to_all_by"] = round(scale, 2)
-                peer["rknb_on_subset"] = _timed(measure, _rknb_command(subset), root)
-                for mode in ("compact", "json"):
-                    timed = _timed(measure, _checkov_command(binary, subset, mode), root)
-                    timed["scaled_wall_s"] = round(timed["wall_s"] * scale, 1)
-                    timed["scaled_cpu_s"] = round(timed["cpu_s"] * scale, 1)
-                    peer[mode] = timed
-                # How Checkov's CPU time grows: the compact scan of half the subset gives the
-                # exponent of a power law, a second (larger) estimate beside the linear one.
-                half = Path(tmp) / "half"
-                half.mkdir()
-                for path in sorted(subset.glob("*.yaml"))[: peer_count // PER_FILE // 2]:
-                    shutil.copy(path, half / path.name)
-                if any(half.iterdir()):
-                    small = _timed(measure, _checkov_command(binary, half, "compact"), root)
-                    growth = math.log(peer["compact"]["cpu_s"] / max(small["cpu_s"], 0.01), 2)
-                    peer["compact_half_subset"] = small
-                    peer["compact_growth_exponent"] = round(growth, 2)
-                    peer["compact_power_law_cpu_s"] = round(
-                        peer["compact"]["cpu_s"] * scale ** max(growth, 1.0), 1
-                    )
+                peer["rknb_on_subset"] = _timed(measure, _rknb_command(subset, config), root)
+                compact = _timed(measure, _checkov_command(binary, subset, "compact"), root)
+                compact["scaled_wall_s"] = round(compact["wall_s"] * scale, 1)
+                compact["scaled_cpu_s"] = round(compact["cpu_s"] * scale, 1)
+                peer["compact"] = compact
+                # The JSON report is Checkov's slowest and largest (1.6 GB for 2,000 objects);
+                # it runs on at most JSON_OBJECTS objects, and rknb's verdicts are compared
+                # with it there.
+                json_count = min(peer_count, JSON_OBJECTS)
+                json_folder = (
+                    subset
+                    if json_count == peer_count
+                    else _first_files(folder, Path(tmp) / "json", json_count)
+                )
+                report = Path(tmp) / "checkov.json"
+                timed = _timed(measure, _checkov_command(binary, json_folder, "json"), root, report)
+                timed["objects"] = json_count
+                timed["scaled_wall_s"] = round(timed["wall_s"] * count / json_count, 1)
+                peer["json"] = timed
+                peer["agreement"] = agreement(json_folder, report, enabled)
+                report.unlink()
+                if peer_count < count:
+                    # How Checkov's CPU time grows: the compact scan of half the subset gives
+                    # the exponent of a power law, a second estimate beside the linear one.
+                    half = _first_files(folder, Path(tmp) / "half", peer_count // 2)
+                    if any(half.iterdir()):
+                        small = _timed(measure, _checkov_command(binary, half, "compact"), root)
+                        growth = math.log(compact["cpu_s"] / max(small["cpu_s"], 0.01), 2)
+                        peer["compact_half_subset"] = small
+                        peer["compact_growth_exponent"] = round(growth, 2)
+                        peer["compact_power_law_cpu_s"] = round(
+                            compact["cpu_s"] * scale ** max(growth, 1.0), 1
+                        )
     record["peer"] = f"checkov {CHECKOV_VERSION} --framework kubernetes (-o cli --compact --quiet)"
+    if peer.get("objects"):
+        measured = peer["objects"]
+        record["peer_s_is"] = (
+            f"measured on all {count} objects"
+            if measured == count
+            else f"measured on {measured} objects, scaled linearly to {count}"
+        )
     record["peer_detail"] = peer
     compact = peer.get("compact")
     peer_s = compact["scaled_wall_s"] if compact else None
@@ -358,4 +436,13 @@ def bench_audit(smoke: bool, measure: Measure, root: Path) -> dict[str, object]:
             "met": rknb["peak_rss_mb"] < 500,
         },
     }
+    agreed = peer.get("agreement")
+    if agreed:
+        # "while reporting every concern both cover": no Checkov verdict rknb contradicts
+        # without a documented reason.
+        record["goals"]["every_shared_concern_reported"] = {
+            "cases": agreed["cases"],
+            "failed": agreed["failed"],
+            "met": agreed["failed"] == 0,
+        }
     return record

@@ -47,18 +47,23 @@ def _tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def measure(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS of its process tree in MB)."""
+def measure(command: list[str], cwd: Path, output: Path | None = None) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS of its process tree in MB).
+
+    Its standard output is written to ``output`` when given, else dropped.
+    """
     peak = 0
     started = time.monotonic()
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
+    # The child keeps its own copy of the file; this process's is closed once it started.
+    with open(output or os.devnull, "wb") as sink:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
     done = threading.Event()
 
     def sample() -> None:

@@ -20,7 +20,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from rknb.audit.model import (
@@ -33,6 +32,7 @@ from rknb.audit.model import (
     ObjectSummary,
     Rule,
     Skipped,
+    Verdicts,
     object_key_of,
     object_namespace,
 )
@@ -251,7 +251,7 @@ def audit(
 
     findings: list[Finding] = []
     suppressed: list[Finding] = []
-    verdicts: dict[tuple[str, str], bool] = {}
+    verdicts = Verdicts()
     # Unsuppressed findings by object key and severity.
     counts_by_key: dict[str, dict[str, int]] = {}
     # Everything the loop needs per object is computed once: its key, its failed checks so
@@ -270,15 +270,44 @@ def audit(
             )
         covered = precomputed.count if precomputed is not None else 0
         # (object, key, its failed checks, input position) of the audited objects by kind.
-        slots: dict[str, list[tuple[Mapping[str, Any], str, list[str], int]]] = {}
+        slots: dict[str, list[_Slot]] = {}
         for number, obj in zip(positions, audited, strict=True):
             key = keys[id(obj)]
             slots.setdefault(str(obj.get("kind")), []).append(
                 (obj, key, failed_checks[key], number)
             )
         wheres: dict[int, tuple[str, str | None, str, str | None]] = {}
+        # The targets of each set of kinds, and whether results are known for all of them.
+        by_kinds: dict[tuple[str, ...], tuple[list[_Slot], list[str], int]] = {}
+
+        def targets_of(kinds: tuple[str, ...]) -> tuple[list[_Slot], list[str], int]:
+            found = by_kinds.get(kinds)
+            if found is None:
+                targets = [slot for kind in kinds for slot in slots.get(kind, ())]
+                last = max((slot[3] for slot in targets), default=-1)
+                found = by_kinds[kinds] = (targets, [slot[1] for slot in targets], last)
+            return found
+
+        def fail(slot: _Slot, rule: Rule, violations: Sequence[_Found]) -> None:
+            # One failed check: its findings, counted against the object unless suppressed.
+            obj, key, checks, _ = slot
+            reason = None
+            if rule.id in ignored_rules or id(obj) in annotated:
+                reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
+            where = wheres.get(id(obj))
+            if where is None:
+                where = wheres[id(obj)] = _where(obj)
+            made = [_finding(rule, where, v, reason) for v in violations]
+            if reason is None:
+                findings.extend(made)
+                checks.append(rule.severity)
+                counts = counts_by_key.setdefault(key, {})
+                counts[rule.severity] = counts.get(rule.severity, 0) + len(made)
+            else:
+                suppressed.extend(made)
+
         for rule_number, rule in enumerate(selected):
-            targets = [slot for kind in rule.kinds for slot in slots.get(kind, ())]
+            targets, target_keys, last = targets_of(rule.kinds)
             rule_id = rule.id
             # Results by input position (by key for a cross-object rule), for the objects at
             # positions below `limit`; the others are checked here.
@@ -296,49 +325,54 @@ def audit(
             elif precomputed is not None:
                 known = precomputed.table.get(rule_number, {})
             by_key = rule.scope == "set"
-            check = rule.check
             passed: list[str] = []
             failed_keys: list[str] = []
             violations: list[_Found] | None
-            for obj, key, checks, number in targets:
-                if number < limit:
-                    violations = known.get(key if by_key else number)
-                    if violations is None:
-                        passed.append(key)
-                        continue
+            if last < limit:
+                # Every target's results are known (the usual case): only the failed checks,
+                # a few in each hundred, are visited one by one.
+                field = 1 if by_key else 3
+                if known:
+                    hits = [slot for slot in targets if slot[field] in known]
+                    passed = [slot[1] for slot in targets if slot[field] not in known]
+                else:
+                    hits, passed = [], target_keys
+                for slot in hits:
+                    violations = known[slot[field]]
                     if violations[0][0].startswith(_FAILED):
-                        errors.append(_object_error(obj, violations[0][0][len(_FAILED) :]))
+                        errors.append(_object_error(slot[0], violations[0][0][len(_FAILED) :]))
                         continue
-                else:
-                    try:
-                        reported = list(check(obj, settings))
-                    except RknbError:  # a bad setting (ParameterError) is the caller's to see
-                        raise
-                    except _BAD_DATA as error:
-                        errors.append(_object_error(obj, _rule_failed(rule, obj, error)))
-                        continue
-                    if not reported:
-                        passed.append(key)
-                        continue
-                    violations = [(v.message, v.container, v.alert) for v in reported]
-                failed_keys.append(key)
-                reason = None
-                if rule_id in ignored_rules or id(obj) in annotated:
-                    reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
-                where = wheres.get(id(obj))
-                if where is None:
-                    where = wheres[id(obj)] = _where(obj)
-                made = [_finding(rule, where, v, reason) for v in violations]
-                if reason is None:
-                    findings.extend(made)
-                    checks.append(rule.severity)
-                    counts = counts_by_key.setdefault(key, {})
-                    counts[rule.severity] = counts.get(rule.severity, 0) + len(made)
-                else:
-                    suppressed.extend(made)
+                    failed_keys.append(slot[1])
+                    fail(slot, rule, violations)
+            else:
+                check = rule.check
+                for slot in targets:
+                    obj, key, _, number = slot
+                    if number < limit:
+                        violations = known.get(key if by_key else number)
+                        if violations is None:
+                            passed.append(key)
+                            continue
+                        if violations[0][0].startswith(_FAILED):
+                            errors.append(_object_error(obj, violations[0][0][len(_FAILED) :]))
+                            continue
+                    else:
+                        try:
+                            reported = list(check(obj, settings))
+                        except RknbError:  # a bad setting (ParameterError) is the caller's
+                            raise
+                        except _BAD_DATA as error:
+                            errors.append(_object_error(obj, _rule_failed(rule, obj, error)))
+                            continue
+                        if not reported:
+                            passed.append(key)
+                            continue
+                        violations = [(v.message, v.container, v.alert) for v in reported]
+                    failed_keys.append(key)
+                    fail(slot, rule, violations)
             # A key defined twice fails when either definition fails.
-            verdicts.update(dict.fromkeys(zip(repeat(rule_id), passed), True))
-            verdicts.update(dict.fromkeys(zip(repeat(rule_id), failed_keys), False))
+            verdicts.add(rule_id, passed, True)
+            verdicts.add(rule_id, failed_keys, False)
             passed_checks.setdefault(rule.severity, Counter()).update(passed)
 
     summaries = []
@@ -390,6 +424,8 @@ def audit(
 _BAD_DATA = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
 # A violation as the engine carries it: (message, container, alert).
 _Found = tuple[str, str | None, str | None]
+# An audited object as the rule loop visits it: (object, key, its failed checks, position).
+_Slot = tuple[Mapping[str, Any], str, list[str], int]
 # Marks a forked worker's stand-in violation for a rule that failed on an object.
 _FAILED = "\x00rule failed\x00"
 

@@ -61,6 +61,8 @@ __all__ = [
     "AuditInputs",
     "AuditSummary",
     "InputError",
+    "checkov_by_resource",
+    "checkov_cases",
     "peer_map",
     "read_inputs",
     "run",
@@ -203,7 +205,61 @@ def _manifest_cases(folder: Path, name: str, entry: Mapping[str, Any]) -> list[C
         )
 
     checkov = (entry.get("checkov") or {}).get("by_resource") or {}
-    for resource, outcome in sorted(checkov.items()):
+    results.extend(checkov_cases(name, checkov, objects, report, skipped))
+    return results
+
+
+def checkov_by_resource(output: Any) -> dict[str, dict[str, list[str]]]:
+    """Return Checkov's verdicts as ``{resource: {"failed": [ids], "passed": [ids]}}``.
+
+    ``output`` is what ``checkov -o json`` prints for the kubernetes framework: one report
+    (a mapping with ``results``) or a list of them, one per framework.
+    """
+    reports = output if isinstance(output, list) else [output]
+    found: dict[str, dict[str, list[str]]] = {}
+    for report in reports:
+        results = report.get("results") or {} if isinstance(report, Mapping) else {}
+        for outcome, key in (("failed", "failed_checks"), ("passed", "passed_checks")):
+            for check in results.get(key) or []:
+                verdicts = found.setdefault(str(check["resource"]), {"failed": [], "passed": []})
+                verdicts[outcome].append(str(check["check_id"]))
+    return found
+
+
+def checkov_cases(
+    name: str,
+    by_resource: Mapping[str, Mapping[str, Sequence[str]]],
+    objects: Sequence[Mapping[str, Any]],
+    report: AuditReport,
+    skipped: Mapping[str, str] | None = None,
+) -> list[CaseResult]:
+    """Return one case per Checkov verdict in scope, passed when rknb's report agrees.
+
+    Parameters
+    ----------
+    name
+        What the cases are named after (a fixture file).
+    by_resource
+        Checkov's verdicts (:func:`checkov_by_resource`).
+    objects
+        The objects Checkov and rknb were given.
+    report
+        rknb's audit of them.
+    skipped
+        Why rknb did not read a kind, by kind: its cases are not applicable.
+    """
+    peers = peer_map(get_rules())
+    # Kind.namespace.name -> objects, so that thousands of resources are found at once.
+    named: dict[str, list[Mapping[str, Any]]] = {}
+    for obj in objects:
+        namespace = object_namespace(obj)
+        if namespace is not None:  # cluster-scoped objects are looked up one by one
+            name_of = str((obj.get("metadata") or {}).get("name"))
+            named.setdefault(f"{obj.get('kind')}.{namespace}.{name_of}", []).append(obj)
+    results = []
+    for resource, outcome in sorted(by_resource.items()):
+        targets = named.get(resource) or _checkov_object(objects, resource)
+        ref = resource.split(".")[0]
         for expected, ids in (
             ("fail", outcome.get("failed") or []),
             ("pass", outcome.get("passed") or []),
@@ -212,10 +268,10 @@ def _manifest_cases(folder: Path, name: str, entry: Mapping[str, Any]) -> list[C
                 if check not in CHECKOV_IN_SCOPE:
                     continue
                 mapped = peers.get(f"checkov:{check}", [])
-                targets = _checkov_object(objects, resource)
-                ref = resource.split(".")[0]
                 case_id = f"{name}:checkov:{check}:{resource}"
-                results.append(_case(case_id, expected, mapped, targets, report, skipped, ref))
+                results.append(
+                    _case(case_id, expected, mapped, targets, report, skipped or {}, ref)
+                )
     return results
 
 
