@@ -121,7 +121,7 @@ def json_bytes(report: AuditReport, *, extra: Mapping[str, Any] | None = None) -
             (_skipped_row(s) for s in report.skipped),
             key=lambda s: (s["namespace"] or "", s["kind"] or "", s["name"] or ""),
         ),
-        "objects": [_summary_row(o) for o in report.objects],
+        "objects": _summary_lines(report.objects),
         **(extra or {}),
     }
     return _json_lines(document)
@@ -131,14 +131,19 @@ def _skipped_row(skipped: Skipped) -> dict[str, Any]:
     return {f.name: getattr(skipped, f.name) for f in fields(Skipped)}
 
 
-def _summary_row(summary: ObjectSummary) -> Mapping[str, Any]:
-    # The dataclass's own field dict, read-only here: dataclasses.asdict deep-copies field by
-    # field, ten times slower for the same JSON.
-    fields_of: Mapping[str, Any] = vars(summary)
-    return fields_of
-
-
 _SORTED_COLUMNS = tuple(sorted(FINDING_COLUMNS))
+
+
+def _summary_lines(summaries: Sequence[ObjectSummary]) -> _JsonArray:
+    # The per-object rows in one orjson call, keys sorted (nested findings counts too).
+    # vars() is the dataclass's own field dict: dataclasses.asdict deep-copies field by field,
+    # ten times slower for the same JSON.
+    rows = list(map(vars, summaries))
+    try:
+        text = orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        text = b"[" + b",".join(_dumps(row) for row in rows) + b"]"
+    return _one_per_line(text, sorted(f.name for f in fields(ObjectSummary))[0])
 
 
 class _JsonArray(list[bytes | memoryview]):
@@ -153,17 +158,21 @@ def _finding_lines(findings: Sequence[Finding]) -> _JsonArray:
     rows: list[Mapping[str, Any]] = list(map(vars, findings))
     if set(map(tuple, rows)) - {_SORTED_COLUMNS}:
         rows = [{column: getattr(f, column) for column in _SORTED_COLUMNS} for f in findings]
-    if not rows:
-        return _JsonArray([b"[]"])
     try:
         text = orjson.dumps(rows)
     except orjson.JSONEncodeError:
         text = b"[" + b",".join(_dumps(row) for row in rows) + b"]"
-    # A line break before each finding: every row opens with '{"alert":', and inside a JSON
-    # string that quote would be escaped, so the break can only fall between two values.
-    # The pieces are joined once, into the whole report (each copy of 25 MB costs).
-    first = _SORTED_COLUMNS[0].encode()
-    opening = b'{"' + first + b'":'
+    return _one_per_line(text, _SORTED_COLUMNS[0])
+
+
+def _one_per_line(text: bytes, first: str) -> _JsonArray:
+    # A JSON array of objects whose first key is `first`, with a line break before each
+    # object: each opens with '{"first":', and inside a JSON string that quote would be
+    # escaped, so the break can only fall between two entries. The pieces are joined once,
+    # into the whole report (each copy of a 25 MB array costs).
+    if text == b"[]":
+        return _JsonArray([b"[]"])
+    opening = b'{"' + first.encode() + b'":'
     body = text.replace(b"}," + opening, b"},\n    " + opening)
     return _JsonArray([b"[\n    ", memoryview(body)[1:-1], b"\n  ]"])
 
