@@ -290,3 +290,44 @@ def test_any_number_of_jobs_writes_the_same_report(tmp_path, capsysbinary):
     with pytest.raises(SystemExit) as refused:
         cli.main(["audit", str(tmp_path), "--jobs", "0"])
     assert refused.value.code == 2
+
+
+def test_results_known_for_every_object_give_the_serial_report_with_suppressions():
+    # Every object's results precomputed: the rule loop visits only the failed checks. The
+    # objects carry what that path must still get right: an ignore annotation, a config
+    # ignore, one object defined twice (one copy passing), and a rule that fails on a field.
+    objects = _many_objects(3)
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    for deployment in deployments[:3]:  # no readiness probes, no requests
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            container.pop("readinessProbe", None)
+            container.pop("resources", None)
+    annotated = deployments[0]
+    annotated["metadata"].setdefault("annotations", {})["rknb.io/ignore"] = (
+        "RK-PROBE-001,RK-SEC-001 probes come from the mesh"
+    )
+    twin = copy.deepcopy(deployments[1])
+    for container in twin["spec"]["template"]["spec"]["containers"]:
+        container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
+    odd = copy.deepcopy(deployments[2])
+    odd["metadata"]["name"] = "odd"
+    odd["spec"]["template"]["spec"]["containers"][0]["ports"] = "8080"  # not a list
+    objects.extend([twin, odd])
+    config = AuditConfig(
+        ignore=(f"RK-RES-001 Deployment/team-2/{deployments[2]['metadata']['name']} -- batch",)
+    )
+    serial = audit(objects, config=config)
+    known = audit_engine.object_violations(objects, config=config)
+    assert known.count == len(objects)
+    fast = audit(objects, config=config, precomputed=known)
+    assert to_json(fast) == to_json(serial)
+    assert fast.verdicts == serial.verdicts
+    assert fast.errors == serial.errors and fast.suppressed == serial.suppressed
+    reasons = {(f.rule_id, f.name, f.suppressed_reason) for f in fast.suppressed}
+    name = annotated["metadata"]["name"]
+    assert ("RK-PROBE-001", name, "rknb.io/ignore: probes come from the mesh") in reasons
+    assert ("RK-RES-001", deployments[2]["metadata"]["name"], "config ignore: batch") in reasons
+    assert any(e.name == "odd" and "RK-PORT" in e.message for e in fast.errors)
+    # The twin passes RK-PROBE-001 where its first definition fails: the key fails.
+    key = f"Deployment/{twin['metadata']['namespace']}/{twin['metadata']['name']}"
+    assert fast.verdicts[("RK-PROBE-001", key)] is False
