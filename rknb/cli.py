@@ -476,7 +476,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         output_format=args.format,
         fail_on=args.fail_on,
         config=audit_cli.load_config(args.config),
-        rules=args.rules.split(",") if args.rules else None,
+        rules=args.rules.split(",") if args.rules is not None else None,
         kube_version=args.kube_version,
         objects=objects,
         jobs=args.jobs,
@@ -487,12 +487,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             exit_code=report.EXIT_INFRASTRUCTURE,
         )
     stream = getattr(sys.stdout, "buffer", None)
-    if stream is None:  # a text-only stand-in for standard output
-        sys.stdout.write(output.decode("utf-8"))
-    else:
-        sys.stdout.flush()
-        stream.write(output)
-        stream.flush()
+    try:
+        if stream is None:  # a text-only stand-in for standard output
+            sys.stdout.write(output.decode("utf-8"))
+        else:
+            sys.stdout.flush()
+            stream.write(output)
+            stream.flush()
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): handled where every command's is
+    except OSError as error:  # a full disk, a quota
+        raise RunError(
+            f"the report could not be written to standard output ({error.strerror or error})",
+            exit_code=report.EXIT_INFRASTRUCTURE,
+        ) from error
     return code
 
 

@@ -81,6 +81,17 @@ def _has_helm_action(value: Any) -> bool:
     return "{{" in text and _HELM_ACTION.search(text) is not None
 
 
+def _without_source(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    # The object without the annotation that names its file: a folder called `{{ .Values }}`
+    # makes no template of the manifests inside it.
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, Mapping) or SOURCE_ANNOTATION not in annotations:
+        return obj
+    rest = {key: value for key, value in annotations.items() if key != SOURCE_ANNOTATION}
+    return {**obj, "metadata": {**meta, "annotations": rest}}  # type: ignore[dict-item]
+
+
 def _walk_helm_action(value: Any) -> bool:
     if isinstance(value, str):
         return "{{" in value and _HELM_ACTION.search(value) is not None
@@ -161,8 +172,9 @@ def _key(obj: Mapping[str, Any]) -> str:
 
 
 def _controlled_by(obj: Mapping[str, Any]) -> str | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    for ref in refs if isinstance(refs, list) else []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
             return f"{ref.get('kind')}/{ref.get('name')}"
     return None
 
@@ -315,12 +327,18 @@ def audit(
             limit = covered
             if rule.scope == "set":
                 try:
-                    known = _set_violations(rule, index, settings, keys, targets)
+                    known, culprits = _set_results(rule, audited, index, settings, keys, targets)
                 except RknbError:  # a bad setting (ParameterError) is the caller's to see
                     raise
                 except _BAD_DATA as error:
                     errors.append(_object_error(None, _rule_failed(rule, None, error)))
                     continue
+                if culprits:
+                    # The objects the rule could not read are errors, the others are checked.
+                    errors.extend(_object_error(o, _rule_failed(rule, o, e)) for o, e in culprits)
+                    left_out = {id(o) for o, _ in culprits}
+                    targets = [slot for slot in targets if id(slot[0]) not in left_out]
+                    target_keys = [slot[1] for slot in targets]
                 limit = len(objects)
             elif precomputed is not None:
                 known = precomputed.table.get(rule_number, {})
@@ -421,7 +439,9 @@ def audit(
 
 
 # What a rule raises on data of an unexpected shape (a list where a mapping belongs...).
-_BAD_DATA = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
+_BAD_DATA = (
+    TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError
+)  # fmt: skip
 # A violation as the engine carries it: (message, container, alert).
 _Found = tuple[str, str | None, str | None]
 # An audited object as the rule loop visits it: (object, key, its failed checks, position).
@@ -456,6 +476,60 @@ def _object_error(obj: Mapping[str, Any] | None, message: str) -> ObjectError:
         str(source) if source is not None else None,
         message,
     )
+
+
+#: The most objects a cross-object rule is run without, one by one, when it fails on the
+#: audit's objects; past them the rule is reported as failed for all objects.
+MAX_SET_CULPRITS = 8
+
+
+def _set_results(
+    rule: Rule,
+    objects: Sequence[Mapping[str, Any]],
+    index: ObjectIndex,
+    settings: AuditConfig,
+    keys: Mapping[int, str],
+    targets: Sequence[tuple[Mapping[str, Any], str, Any, int]],
+) -> tuple[dict[str, list[_Found]], list[tuple[Mapping[str, Any], Exception]]]:
+    """Return a cross-object rule's violations by key, and the objects it could not read.
+
+    A cross-object rule reads every object of some kinds, so one object with a field of the
+    wrong shape (labels written as a string) would stop it for all of them. When the rule
+    raises, the object it fails on is found (the shortest run of the objects, in order, on
+    which it fails ends with it), left out with the error, and the rule run again; after
+    :data:`MAX_SET_CULPRITS` objects the last error is raised.
+    """
+    try:
+        return _set_violations(rule, index, settings, keys, targets), []
+    except _BAD_DATA as error:
+        failure: Exception = error
+    kept = list(objects)
+    culprits: list[tuple[Mapping[str, Any], Exception]] = []
+
+    def fails(count: int) -> Exception | None:
+        try:
+            _set_violations(rule, ObjectIndex(kept[:count]), settings, keys, targets)
+        except _BAD_DATA as error:
+            return error
+        return None
+
+    start = 0  # the rule runs on kept[:start]
+    while len(culprits) < MAX_SET_CULPRITS:
+        low, high = start, len(kept)  # it runs on kept[:low] and fails on kept[:high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            found = fails(middle)
+            if found is None:
+                low = middle
+            else:
+                high, failure = middle, found
+        culprits.append((kept.pop(high - 1), failure))
+        start = high - 1
+        try:
+            return _set_violations(rule, ObjectIndex(kept), settings, keys, targets), culprits
+        except _BAD_DATA as error:
+            failure = error
+    raise failure
 
 
 def _set_violations(
@@ -647,7 +721,7 @@ def _known_kinds() -> set[str]:
 def _skip(obj: Mapping[str, Any], known_kinds: set[str]) -> Skipped | None:
     # Why the audit leaves an object out, or None when it is audited.
     kind = obj.get("kind")
-    if _has_helm_action(obj):
+    if _has_helm_action(obj) and _has_helm_action(_without_source(obj)):
         why = "unrendered Helm template; render it first"
     elif kind not in known_kinds:
         why = (

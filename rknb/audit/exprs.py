@@ -36,6 +36,7 @@ __all__ = [
     "AGGREGATIONS",
     "GUARANTEED",
     "IMPOSSIBLE",
+    "MAX_DEPTH",
     "POSSIBLE",
     "Aggregation",
     "Binary",
@@ -48,6 +49,7 @@ __all__ = [
     "Token",
     "Unary",
     "VectorSelector",
+    "depth_bound",
     "parse",
     "parse_builtin",
     "render",
@@ -447,12 +449,46 @@ def _matchers(selector: Any) -> tuple[tuple[str, str, str], ...]:
     return tuple(found)
 
 
+#: The deepest expression tree read. No rule written by hand comes near it; far deeper ones
+#: (tens of thousands of nested brackets or chained operators) crash the Rust parser
+#: outright (a segmentation fault, measured with promql-parser 0.5) and exceed Python's
+#: recursion limit in the conversion below.
+MAX_DEPTH = 400
+
+# What can deepen a tree: brackets, and binary operators (a chain `a + b + c ...` nests one
+# level per operator). Comparisons inside label matchers do not count (braces are skipped).
+_STRINGS = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`""")
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_OPERATORS = re.compile(r"==|!=|<=|>=|[-+*/%^<>]|\b(?:and|or|unless|atan2)\b")
+
+
+def depth_bound(expr: str) -> int:
+    """Return an upper bound of how deep the expression's tree nests, read from its text."""
+    text = _MATCHERS.sub("{}", _STRINGS.sub('""', expr))
+    depth = deepest = 0
+    for char in text:
+        if char in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]":
+            depth -= 1
+    return deepest + len(_OPERATORS.findall(text)) + 1
+
+
 def parse(expr: str) -> Node:
     """Return the expression tree of a PromQL expression.
 
     Raises :class:`rknb.errors.ParameterError` naming the expression and the parser's
-    message when it cannot be read.
+    message when it cannot be read, or when it may nest deeper than :data:`MAX_DEPTH`.
     """
+    bound = depth_bound(expr)
+    if bound > MAX_DEPTH:
+        shown = expr if len(expr) <= 60 else expr[:57] + "..."
+        raise ParameterError(
+            "expr",
+            f"cannot parse PromQL {shown!r}: it may nest {bound} levels deep, more than the "
+            f"{MAX_DEPTH} rknb reads (Prometheus may load it, but no rule of rknb checks it)",
+        )
     rust = _rust_parser()
     if rust is not None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -247,13 +248,21 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     """
     if selector is None:
         return False
-    for key, value in (selector.get("matchLabels") or {}).items():
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
+        return False  # a selector of the wrong shape selects nothing
+    for key, value in match_labels.items():
         if labels.get(key) != value:
             return False
-    for expression in selector.get("matchExpressions") or []:
+    for expression in expressions:
+        if not isinstance(expression, Mapping):
+            return False
         key = expression.get("key")
         op = expression.get("operator")
         values = expression.get("values") or []
+        if not isinstance(values, list) or not isinstance(key, str):
+            return False
         present = key in labels
         if op == "In" and not (present and labels[key] in values):
             return False
@@ -368,7 +377,12 @@ def _setting(key: str, value: Any, bad: Callable[[str], ParameterError]) -> Any:
     if key in ("scrape_interval_s", "alert_for_min_s", "alert_for_max_s"):
         if value is None and key == "alert_for_max_s":
             return None
-        if not number or value < 0 or (key == "scrape_interval_s" and value == 0):
+        if (
+            not number
+            or not math.isfinite(value)
+            or value < 0
+            or (key == "scrape_interval_s" and value == 0)
+        ):
             raise bad(f"{key} is {value!r}; give a number of seconds (30)")
         return float(value)
     if key == "metric_types":

@@ -175,7 +175,8 @@ def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def pod_labels(obj: Mapping[str, Any]) -> dict[str, str]:
     """Return the labels the workload's pods get."""
-    return dict((_facts(obj)[1].get("metadata") or {}).get("labels") or {})
+    labels = _mapping(_mapping(_facts(obj)[1].get("metadata")).get("labels"))
+    return dict(labels)
 
 
 def containers(obj: Mapping[str, Any], *, init: bool = False) -> Iterator[Mapping[str, Any]]:
@@ -213,7 +214,7 @@ def hpa_for(obj: Mapping[str, Any], index: ObjectIndex) -> Mapping[str, Any] | N
     if targets is None:
         targets = {}
         for hpa in index.of_kind("HorizontalPodAutoscaler"):
-            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            target = _mapping(_mapping(hpa.get("spec")).get("scaleTargetRef"))
             key = (object_namespace(hpa), target.get("kind"), target.get("name"))
             targets.setdefault(key, hpa)
         index.cache["hpa_targets"] = targets
@@ -231,12 +232,12 @@ def workload_replicas(obj: Mapping[str, Any], index: ObjectIndex | None = None) 
     if index is not None:
         hpa = hpa_for(obj, index)
         if hpa is not None:
-            spec = hpa.get("spec") or {}
+            spec = _mapping(hpa.get("spec"))
             low = int_field(spec.get("minReplicas"), 1)
             return low, int_field(spec.get("maxReplicas"), low)
     if obj.get("kind") == "Pod":
         return 1, 1
-    count = int_field((obj.get("spec") or {}).get("replicas"), 1)
+    count = int_field(_mapping(obj.get("spec")).get("replicas"), 1)
     return count, count
 
 
@@ -290,7 +291,7 @@ def _containers_at(obj: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, A
 def _pod_int_fields(obj: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     # (path, value) of the integer fields of a workload the rules read.
     if obj.get("kind") not in ("Pod", "Job", "CronJob", "DaemonSet"):
-        yield "spec.replicas", (obj.get("spec") or {}).get("replicas")
+        yield "spec.replicas", _mapping(obj.get("spec")).get("replicas")
     spec = pod_spec(obj)
     if isinstance(spec.get("securityContext"), Mapping):
         path = f"{_pod_spec_path(obj)}.securityContext.runAsUser"
@@ -384,6 +385,8 @@ def pods_selected(
     table = _labels_index(index)
     namespaces = [namespace] if namespace is not None else list(table["by_namespace"])
     match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, Mapping):
+        return []  # selects nothing, as selector_matches says
     selected: list[Mapping[str, Any]] = []
     for where in namespaces:
         if match_labels:
@@ -400,14 +403,15 @@ def pods_selected(
 
 def selector_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """Return the label selector of a PDB, Service or NetworkPolicy as a LabelSelector."""
-    spec = obj.get("spec") or {}
+    spec = _mapping(obj.get("spec"))
     kind = obj.get("kind")
     if kind == "Service":
-        return {"matchLabels": spec["selector"]} if spec.get("selector") else None
-    if kind == "NetworkPolicy":
-        return spec.get("podSelector") or {}
-    selector: Mapping[str, Any] | None = spec.get("selector")
-    return selector
+        chosen = spec.get("selector")
+        return {"matchLabels": chosen} if chosen and isinstance(chosen, Mapping) else None
+    # A selector of the wrong shape selects nothing (the schema check reports it); a missing
+    # podSelector selects every pod of the namespace, as an empty one does.
+    selector = spec.get("podSelector") or {} if kind == "NetworkPolicy" else spec.get("selector")
+    return selector if isinstance(selector, Mapping) else None
 
 
 def selecting(obj: Mapping[str, Any], kind: str, index: ObjectIndex) -> list[Mapping[str, Any]]:
@@ -435,8 +439,8 @@ def scaled_int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
 
 def rolling_update(obj: Mapping[str, Any]) -> tuple[str, Any, Any]:
     """Return (strategy type, maxSurge, maxUnavailable) of a Deployment with the API defaults."""
-    strategy = (obj.get("spec") or {}).get("strategy") or {}
-    rolling = strategy.get("rollingUpdate") or {}
+    strategy = _mapping(_mapping(obj.get("spec")).get("strategy"))
+    rolling = _mapping(strategy.get("rollingUpdate"))
     return (
         strategy.get("type") or "RollingUpdate",
         rolling.get("maxSurge", "25%"),

@@ -656,26 +656,27 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[In
         name = os.fspath(given)
         path = Path(name)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
-            )
-            for p in found:
-                add(str(p))
+            # A manifest name that is no regular file (a FIFO, a dangling link) is an error,
+            # as when it is named itself; other files and folders are not manifests.
+            for p in sorted(path.rglob("*")):
+                if p.suffix.lower() not in MANIFEST_SUFFIXES or p.is_dir():
+                    continue
+                if p.is_file():
+                    add(str(p))
+                else:
+                    errors.append(InputError(str(p), None, None, _NOT_REGULAR))
         elif path.is_file():
             add(name)
         elif os.path.lexists(name):
-            errors.append(
-                InputError(
-                    name,
-                    None,
-                    None,
-                    "not a regular file or folder (a FIFO, a device, "
-                    "or a symlink that leads nowhere or in a loop)",
-                )
-            )
+            errors.append(InputError(name, None, None, _NOT_REGULAR))
         else:
             errors.append(InputError(name, None, None, "no such file or folder; check the path"))
     return files, errors
+
+
+_NOT_REGULAR = (
+    "not a regular file or folder (a FIFO, a device, or a symlink that leads nowhere or in a loop)"
+)
 
 
 def _item_lines(node: yaml.Node) -> list[int]:
@@ -943,6 +944,9 @@ def _add_document(
         )
         return
     problem = _metadata_problem(given)
+    spec = document.get("spec")
+    if problem is None and spec is not None and not isinstance(spec, dict):
+        problem = f"spec is a {type(spec).__name__}, not a mapping"
     if problem is not None:
         inputs.errors.append(
             InputError(path, line, None, f"{kind}: {problem}; the object is not audited")
@@ -1338,10 +1342,30 @@ def validate_objects(objects: Sequence[Mapping[str, Any]], kube_version: str) ->
                 int(line) if line.isdigit() else None,
                 None,
                 f"{obj.get('kind')} {meta.get('name')!r} is invalid for Kubernetes {version} at "
-                f"{field_path}: {error.message[:200]}",
+                f"{field_path}: {_without_value(error)[:200]}",
             )
         )
     return errors
+
+
+def _without_value(error: Any) -> str:
+    # jsonschema's message with the offending value named by its type: a value can be a
+    # credential written in the wrong place (an env list written as a string or a mapping),
+    # and the field path already says where it is.
+    message = str(error.message)
+    value = error.instance
+    kind = (
+        "a mapping" if isinstance(value, Mapping)
+        else "a list" if isinstance(value, list)
+        else "true/false" if isinstance(value, bool)
+        else "null" if value is None
+        else "a number" if isinstance(value, (int, float))
+        else "a string"
+    )  # fmt: skip
+    for written in (repr(value), str(value) if isinstance(value, str) and value else None):
+        if written and written in message:
+            return message.replace(written, f"the value ({kind})")
+    return message  # names properties, not values ("'name' is a required property")
 
 
 # --------------------------------------------------------------------------- the audit command
@@ -1362,7 +1386,7 @@ def load_config(path: str | os.PathLike[str] | None) -> AuditConfig:
         return AuditConfig()
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
         raise ParameterError("--config", f"{os.fspath(path)!r} cannot be read ({error})") from error
     return config_from_mapping(
         {} if data is None else data, parameter="--config", where=repr(os.fspath(path))

@@ -92,30 +92,42 @@ def strip_secret(obj: KubeObject) -> KubeObject:
     return stripped
 
 
+_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+
 def _pod_spec(obj: KubeObject) -> dict[str, Any] | None:
-    """Return the pod spec inside a Pod, a workload or a CronJob, or None."""
+    """Return the pod spec inside a Pod, a workload or a CronJob, or None.
+
+    A spec that names containers in any form counts, a malformed one too (``containers``
+    written as a mapping): a credential in it must be found all the same.
+    """
     spec = obj.get("spec")
     for _ in range(3):  # Pod, template.spec, jobTemplate.spec.template.spec
         if not isinstance(spec, dict):
             return None
-        if isinstance(spec.get("containers"), list):
+        if any(field in spec for field in _CONTAINER_FIELDS):
             return spec
         inner = spec.get("jobTemplate", spec.get("template"))
         spec = inner.get("spec") if isinstance(inner, dict) else None
     return None
 
 
+def _entries(value: Any) -> list[Any]:
+    # The mappings of a field that should hold a list of them; one written as a single
+    # mapping (a common mistake) counts as its only entry.
+    if isinstance(value, dict):
+        return [value]
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _literal_credentials(obj: KubeObject) -> Iterator[dict[str, Any]]:
     """Yield the env entries of the object's containers that hold a secret-looking literal."""
-    spec = _pod_spec(obj)
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for container in (spec or {}).get(field) or []:
-            envs = container.get("env") if isinstance(container, dict) else None
-            for env in envs if isinstance(envs, list) else []:
-                if (
-                    isinstance(env, dict)
-                    and env.get("value") not in (None, "", REDACTED)
-                    and looks_secret_name(str(env.get("name", "")))
+    spec = _pod_spec(obj) or {}
+    for field in _CONTAINER_FIELDS:
+        for container in _entries(spec.get(field)):
+            for env in _entries(container.get("env")):
+                if env.get("value") not in (None, "", REDACTED) and looks_secret_name(
+                    str(env.get("name", ""))
                 ):
                     yield env
 

@@ -161,6 +161,8 @@ def test_json_keeps_the_name_exactly():
         ("ignore: [{rule: RK-IMG-001}]\n", "ignore", "a list of"),
         ("disabled: 7\n", "disabled", "a list of"),
         ("enabled: [1]\n", "enabled", "a list of"),
+        ("scrape_interval_s: .nan\n", "scrape_interval_s", "a number of seconds"),
+        ("alert_for_min_s: .inf\n", "alert_for_min_s", "a number of seconds"),
     ],
 )
 def test_a_bad_config_value_is_a_usage_error_naming_file_and_key(tmp_path, body, key, expected):
