@@ -48,6 +48,7 @@ from rknb.yamlfile import (
     NestingError,
     construct_document,
     expanded_size,
+    load_yaml_parameter_file,
     nests_deeper_than,
 )
 
@@ -933,6 +934,7 @@ def _add_document(
         return
     group = _KIND_GROUPS.get(kind)
     if kind not in AUDIT_KINDS or (group and not str(document.get("apiVersion")).startswith(group)):
+        written = metadata.get("namespace")
         inputs.skipped.append(
             SkippedDocument(
                 path,
@@ -940,6 +942,7 @@ def _add_document(
                 kind,
                 name,
                 f"kind {kind} is a custom resource or a kind rknb does not audit",
+                written if isinstance(written, str) else None,
             )
         )
         return
@@ -1384,10 +1387,9 @@ def load_config(path: str | os.PathLike[str] | None) -> AuditConfig:
     """
     if path is None:
         return AuditConfig()
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ParameterError("--config", f"{os.fspath(path)!r} cannot be read ({error})") from error
+    # Unreadable, not UTF-8, invalid YAML (with its line), an alias bomb or several
+    # documents: a usage error naming --config and the file.
+    data = load_yaml_parameter_file(os.fspath(path), parameter="--config")
     return config_from_mapping(
         {} if data is None else data, parameter="--config", where=repr(os.fspath(path))
     )
@@ -1596,5 +1598,9 @@ def _skipped_of(document: SkippedDocument) -> Any:
     from rknb.audit import Skipped
 
     return Skipped(
-        document.kind, None, document.name, document.reason, f"{document.path}:{document.line}"
+        document.kind,
+        document.namespace,
+        document.name,
+        document.reason,
+        f"{document.path}:{document.line}",
     )

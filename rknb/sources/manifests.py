@@ -51,6 +51,8 @@ class SkippedDocument:
     kind: str | None
     name: str | None
     reason: str
+    #: ``metadata.namespace`` as written, when the document names one.
+    namespace: str | None = None
 
 
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[str]:

@@ -261,3 +261,31 @@ def test_a_report_that_cannot_be_written_is_exit_7_without_a_traceback(tmp_path)
         )
     assert done.returncode == 7
     assert "could not be written" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_skipped_custom_resource_keeps_the_namespace_it_names(tmp_path):
+    certificate = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "app0", "namespace": "team-a"},
+        "spec": {},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(certificate))
+    document, code = _json([tmp_path])
+    [skipped] = document["skipped"]
+    assert (skipped["kind"], skipped["namespace"], skipped["name"]) == (
+        "Certificate",
+        "team-a",
+        "app0",
+    )
+    assert code == 0
+
+
+def test_config_file_errors_name_the_file_and_line(tmp_path):
+    config = tmp_path / "audit.yaml"
+    config.write_text("min_replicas: 2\nignore: [RK-IMG-001\n")
+    with pytest.raises(ParameterError) as caught:
+        runner.load_config(config)
+    # libyaml notices the unclosed list at the end of the text: line 3.
+    assert f"{config}:3: YAML syntax error" in str(caught.value)
+    assert "--config" in str(caught.value)
