@@ -138,9 +138,38 @@ def _bad_quantities(container: Any) -> Iterator[tuple[str, str, Any]]:
                     yield section, str(resource), value
 
 
+# Container fields the rules read, and the shape each must have: one of another shape (`env`
+# written as a string) is read as absent, and field_problems reports it once, instead of
+# every rule that reads it failing on the container.
+_CONTAINER_SHAPES: dict[str, type] = {
+    "env": list,
+    "envFrom": list,
+    "ports": list,
+    "volumeMounts": list,
+    "resources": Mapping,
+    "securityContext": Mapping,
+    "livenessProbe": Mapping,
+    "readinessProbe": Mapping,
+    "startupProbe": Mapping,
+}
+
+
+def _misshapen(container: Mapping[str, Any]) -> list[str]:
+    # The fields of _CONTAINER_SHAPES the container holds in another shape (null is absent).
+    return [
+        key
+        for key, shape in _CONTAINER_SHAPES.items()
+        if container.get(key) is not None and not isinstance(container[key], shape)
+    ]
+
+
 def _readable(container: Any) -> Any:
-    # The container as the rules read it: a request or limit that is no quantity (`cpu: lots`)
-    # is left out, as absent (field_problems reports it). Others are the input's own dict.
+    # The container as the rules read it: a field of the wrong shape, and a request or limit
+    # that is no quantity (`cpu: lots`), are left out, as absent (field_problems reports
+    # them). Others are the input's own dict.
+    wrong = _misshapen(container)
+    if wrong:
+        container = {key: value for key, value in container.items() if key not in wrong}
     bad = list(_bad_quantities(container))
     if not bad:
         return container
@@ -335,8 +364,20 @@ def field_problems(obj: Mapping[str, Any]) -> list[str]:
         if _not_int(value)
     ]
     if kind in WORKLOAD_KINDS:
+        problems.extend(_shape_problems(obj))
         problems.extend(_quantity_problems(obj))
     return problems
+
+
+def _shape_problems(obj: Mapping[str, Any]) -> Iterator[str]:
+    # A container field the rules read, written in the wrong shape (`env: "A=b"`).
+    for where, c in _containers_at(obj):
+        for key in _misshapen(c):
+            shape = "list" if _CONTAINER_SHAPES[key] is list else "mapping"
+            yield (
+                f"container {str(c.get('name'))!r} {where}.{key} is a {type(c[key]).__name__}, "
+                f"not a {shape}; it is treated as absent"
+            )
 
 
 def _quantity_problems(obj: Mapping[str, Any]) -> Iterator[str]:

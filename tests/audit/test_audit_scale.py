@@ -311,7 +311,8 @@ def test_results_known_for_every_object_give_the_serial_report_with_suppressions
         container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
     odd = copy.deepcopy(deployments[2])
     odd["metadata"]["name"] = "odd"
-    odd["spec"]["template"]["spec"]["containers"][0]["ports"] = "8080"  # not a list
+    # A field no rule expects in this shape: the rule reading it fails on this object alone.
+    odd["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "valueFrom": "x"}]
     objects.extend([twin, odd])
     config = AuditConfig(
         ignore=(f"RK-RES-001 Deployment/team-2/{deployments[2]['metadata']['name']} -- batch",)
@@ -327,7 +328,7 @@ def test_results_known_for_every_object_give_the_serial_report_with_suppressions
     name = annotated["metadata"]["name"]
     assert ("RK-PROBE-001", name, "rknb.io/ignore: probes come from the mesh") in reasons
     assert ("RK-RES-001", deployments[2]["metadata"]["name"], "config ignore: batch") in reasons
-    assert any(e.name == "odd" and "RK-PORT" in e.message for e in fast.errors)
+    assert any(e.name == "odd" and "RK-SEC-014" in e.message for e in fast.errors)
     # The twin passes RK-PROBE-001 where its first definition fails: the key fails.
     key = f"Deployment/{twin['metadata']['namespace']}/{twin['metadata']['name']}"
     assert fast.verdicts[("RK-PROBE-001", key)] is False

@@ -289,3 +289,20 @@ def test_config_file_errors_name_the_file_and_line(tmp_path):
     # libyaml notices the unclosed list at the end of the text: line 3.
     assert f"{config}:3: YAML syntax error" in str(caught.value)
     assert "--config" in str(caught.value)
+
+
+def test_a_container_field_of_the_wrong_shape_is_one_error_and_read_as_absent():
+    web = _deployment("web")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = "DB_HOST=db"
+    container["readinessProbe"] = ["httpGet", "/ready"]
+    report = audit([web])
+    messages = [e.message for e in report.errors]
+    assert messages == [
+        "Deployment shop/web: container 'c' spec.template.spec.containers[0].env is a str, "
+        "not a list; it is treated as absent",
+        "Deployment shop/web: container 'c' spec.template.spec.containers[0].readinessProbe is a "
+        "list, not a mapping; it is treated as absent",
+    ]
+    # Read as absent: no readiness probe, and no rule fails on the env text.
+    assert "RK-PROBE-001" in {f.rule_id for f in report.findings}
