@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from rknb.audit.model import (
@@ -276,55 +277,32 @@ def audit(
     ignored_rules = {rule_id for rule_id, _, _ in ignores}
     # Rules read each object's pod spec and containers from one memo (see remembered()).
     with remembered():
+        pairs = list(zip(positions, audited, strict=True))
         if precomputed is None:
-            precomputed = _parallel_violations(
-                selected, list(zip(positions, audited, strict=True)), settings, workers
-            )
+            precomputed = _parallel_violations(selected, pairs, settings, workers)
+        # The per-object rules' results by rule number and input position: the caller's or
+        # the forked workers', and for the objects they do not cover (a live cluster's after
+        # the files'), found here.
         covered = precomputed.count if precomputed is not None else 0
+        table = precomputed.table if precomputed is not None else {}
+        found_here = _object_violations(selected, [p for p in pairs if p[0] >= covered], settings)
+        if found_here:
+            table = {
+                n: {**table.get(n, {}), **found_here.get(n, {})} for n in {*table, *found_here}
+            }
         # (object, key, its failed checks, input position) of the audited objects by kind.
         slots: dict[str, list[_Slot]] = {}
-        for number, obj in zip(positions, audited, strict=True):
+        for number, obj in pairs:
             key = keys[id(obj)]
             slots.setdefault(str(obj.get("kind")), []).append(
                 (obj, key, failed_checks[key], number)
             )
         wheres: dict[int, tuple[str, str | None, str, str | None]] = {}
-        # The targets of each set of kinds, and whether results are known for all of them.
-        by_kinds: dict[tuple[str, ...], tuple[list[_Slot], list[str], int]] = {}
-
-        def targets_of(kinds: tuple[str, ...]) -> tuple[list[_Slot], list[str], int]:
-            found = by_kinds.get(kinds)
-            if found is None:
-                targets = [slot for kind in kinds for slot in slots.get(kind, ())]
-                last = max((slot[3] for slot in targets), default=-1)
-                found = by_kinds[kinds] = (targets, [slot[1] for slot in targets], last)
-            return found
-
-        def fail(slot: _Slot, rule: Rule, violations: Sequence[_Found]) -> None:
-            # One failed check: its findings, counted against the object unless suppressed.
-            obj, key, checks, _ = slot
-            reason = None
-            if rule.id in ignored_rules or id(obj) in annotated:
-                reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
-            where = wheres.get(id(obj))
-            if where is None:
-                where = wheres[id(obj)] = _where(obj)
-            made = [_finding(rule, where, v, reason) for v in violations]
-            if reason is None:
-                findings.extend(made)
-                checks.append(rule.severity)
-                counts = counts_by_key.setdefault(key, {})
-                counts[rule.severity] = counts.get(rule.severity, 0) + len(made)
-            else:
-                suppressed.extend(made)
-
         for rule_number, rule in enumerate(selected):
-            targets, target_keys, last = targets_of(rule.kinds)
+            targets = [slot for kind in rule.kinds for slot in slots.get(kind, ())]
             rule_id = rule.id
-            # Results by input position (by key for a cross-object rule), for the objects at
-            # positions below `limit`; the others are checked here.
-            known: Mapping[Any, list[_Found]] = {}
-            limit = covered
+            # Violations by input position, or by key for a cross-object rule.
+            known: Mapping[Any, list[_Found]]
             if rule.scope == "set":
                 try:
                     known, culprits = _set_results(rule, audited, index, settings, keys, targets)
@@ -338,56 +316,35 @@ def audit(
                     errors.extend(_object_error(o, _rule_failed(rule, o, e)) for o, e in culprits)
                     left_out = {id(o) for o, _ in culprits}
                     targets = [slot for slot in targets if id(slot[0]) not in left_out]
-                    target_keys = [slot[1] for slot in targets]
-                limit = len(objects)
-            elif precomputed is not None:
-                known = precomputed.table.get(rule_number, {})
-            by_key = rule.scope == "set"
-            passed: list[str] = []
-            failed_keys: list[str] = []
-            violations: list[_Found] | None
-            if last < limit:
-                # Every target's results are known (the usual case): only the failed checks,
-                # a few in each hundred, are visited one by one.
-                field = 1 if by_key else 3
-                if known:
-                    hits = [slot for slot in targets if slot[field] in known]
-                    passed = [slot[1] for slot in targets if slot[field] not in known]
-                else:
-                    hits, passed = [], target_keys
-                for slot in hits:
-                    violations = known[slot[field]]
-                    if violations[0][0].startswith(_FAILED):
-                        errors.append(_object_error(slot[0], violations[0][0][len(_FAILED) :]))
-                        continue
-                    failed_keys.append(slot[1])
-                    fail(slot, rule, violations)
+                held_by = _BY_KEY
             else:
-                check = rule.check
-                for slot in targets:
-                    obj, key, _, number = slot
-                    if number < limit:
-                        violations = known.get(key if by_key else number)
-                        if violations is None:
-                            passed.append(key)
-                            continue
-                        if violations[0][0].startswith(_FAILED):
-                            errors.append(_object_error(obj, violations[0][0][len(_FAILED) :]))
-                            continue
-                    else:
-                        try:
-                            reported = list(check(obj, settings))
-                        except RknbError:  # a bad setting (ParameterError) is the caller's
-                            raise
-                        except _BAD_DATA as error:
-                            errors.append(_object_error(obj, _rule_failed(rule, obj, error)))
-                            continue
-                        if not reported:
-                            passed.append(key)
-                            continue
-                        violations = [(v.message, v.container, v.alert) for v in reported]
-                    failed_keys.append(key)
-                    fail(slot, rule, violations)
+                known, held_by = table.get(rule_number, {}), _BY_POSITION
+            # Only the failed checks, a few in each hundred, are visited one by one.
+            passed = [slot[1] for slot in targets if held_by(slot) not in known]
+            failed_keys: list[str] = []
+            for slot in targets:
+                violations = known.get(held_by(slot))
+                if violations is None:
+                    continue
+                obj, key, checks, _ = slot
+                if violations[0][0].startswith(_FAILED):
+                    errors.append(_object_error(obj, violations[0][0][len(_FAILED) :]))
+                    continue
+                failed_keys.append(key)
+                reason = None
+                if rule_id in ignored_rules or id(obj) in annotated:
+                    reason = _suppression(rule, key, annotated.get(id(obj), ()), ignores)
+                where = wheres.get(id(obj))
+                if where is None:
+                    where = wheres[id(obj)] = _where(obj)
+                made = [_finding(rule, where, v, reason) for v in violations]
+                if reason is None:
+                    findings.extend(made)
+                    checks.append(rule.severity)
+                    counts = counts_by_key.setdefault(key, {})
+                    counts[rule.severity] = counts.get(rule.severity, 0) + len(made)
+                else:
+                    suppressed.extend(made)
             # A key defined twice fails when either definition fails.
             verdicts.add(rule_id, passed, True)
             verdicts.add(rule_id, failed_keys, False)
@@ -444,8 +401,12 @@ _BAD_DATA = (
 )  # fmt: skip
 # A violation as the engine carries it: (message, container, alert).
 _Found = tuple[str, str | None, str | None]
-# An audited object as the rule loop visits it: (object, key, its failed checks, position).
+# An audited object as the rule loop visits it: (object, key, its failed checks, position),
+# and where a rule's results hold its violations: under its key (a cross-object rule's) or
+# its input position (a per-object rule's).
 _Slot = tuple[Mapping[str, Any], str, list[str], int]
+_BY_KEY = itemgetter(1)
+_BY_POSITION = itemgetter(3)
 # Marks a forked worker's stand-in violation for a rule that failed on an object.
 _FAILED = "\x00rule failed\x00"
 
