@@ -997,12 +997,7 @@ def read_inputs(
     (binary, invalid YAML or JSON, too large, an alias bomb) is one :class:`InputError`
     with its line and column where known; the other files are still read.
     """
-    inputs = AuditInputs()
-    files, inputs.errors = _expand(paths)
-    inputs.files = len(files)
-    for path in files:
-        _read_file(path, inputs, default_namespace)
-    inputs.warnings = _duplicates(inputs.objects)
+    inputs, _ = read_and_validate(paths, default_namespace=default_namespace)
     return inputs
 
 
