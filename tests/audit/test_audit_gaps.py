@@ -18,17 +18,8 @@ from rknb.errors import ParameterError
 DATA = Path(__file__).resolve().parent.parent / "data"
 SARIF_SCHEMA = json.loads((DATA / "audit" / "sarif" / "sarif-schema-2.1.0.json").read_text())
 
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: app, image: "web:latest"}]
-"""
+# One Deployment whose image is :latest (RK-IMG-001), shared with the other audit tests.
+DEPLOYMENT = (DATA / "audit" / "web-latest.yaml").read_text()
 
 # Two documents Helm has not rendered: the first is not YAML at all ({{ include }} as a
 # mapping value), the second is YAML whose name is a template.

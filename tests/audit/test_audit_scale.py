@@ -19,17 +19,8 @@ from rknb.yamlfile import load_yaml_documents
 
 SEED = Path(__file__).resolve().parent.parent / "data" / "audit" / "seed"
 
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: app, image: "web:latest"}]
-"""
+# One Deployment whose image is :latest (RK-IMG-001), shared with the other audit tests.
+DEPLOYMENT = (SEED.parent / "web-latest.yaml").read_text()
 
 
 def _alias_bomb() -> str:

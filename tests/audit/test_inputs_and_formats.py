@@ -21,17 +21,8 @@ CONFORMANCE = DATA / "conformance" / "audit"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "audit"
 SARIF_SCHEMA = json.loads((DATA / "audit" / "sarif" / "sarif-schema-2.1.0.json").read_text())
 
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: app, image: "web:latest"}]
-"""
+# One Deployment whose image is :latest (RK-IMG-001), shared with the other audit tests.
+DEPLOYMENT = (DATA / "audit" / "web-latest.yaml").read_text()
 
 
 def test_fixture_copies_match_the_shared_folder():
